@@ -1,0 +1,110 @@
+"""In-memory fakes of our own ports (Source, Sink) and a clock, for broker-free unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from streamer.ports import Headers, InputRecord, RebalanceCallback
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class FakeSource:
+    """A topic with partitions; poll() hands out everything not yet delivered (or max_records)."""
+
+    partitions: tuple[int, ...] = (0,)
+    topic: str = "dicom.instances"
+    log: dict[int, list[InputRecord]] = field(default_factory=dict)
+    position: dict[int, int] = field(default_factory=dict)
+    committed: dict[int, int] = field(default_factory=dict)
+    commits: list[dict[int, int]] = field(default_factory=list)
+    assigned: set[int] = field(default_factory=set)
+    _on_assigned: RebalanceCallback | None = None
+    _on_revoked: RebalanceCallback | None = None
+    stopped: bool = False
+
+    def append(self, partition: int, key: bytes | None, value: bytes | None, ts_ms: int) -> int:
+        records = self.log.setdefault(partition, [])
+        offset = len(records)
+        records.append(InputRecord(partition, offset, ts_ms, key, value))
+        return offset
+
+    async def start(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
+        await self.assign(set(self.partitions))
+
+    async def assign(self, partitions: set[int]) -> None:
+        """Like a rebalance: revoke all, resume every partition from its committed offset."""
+        assert self._on_assigned is not None and self._on_revoked is not None
+        if self.assigned:
+            await self._on_revoked(set(self.assigned))
+        self.assigned = set(partitions)
+        for p in partitions:
+            self.position[p] = self.committed.get(p, 0)
+        await self._on_assigned(set(partitions))
+
+    async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
+        await asyncio.sleep(0)
+        out: dict[int, list[InputRecord]] = {}
+        budget = max_records
+        for p in sorted(self.assigned):
+            records = self.log.get(p, [])[self.position[p] : self.position[p] + budget]
+            if records:
+                out[p] = records
+                self.position[p] += len(records)
+                budget -= len(records)
+        return out
+
+    def caught_up(self, partition: int) -> bool:
+        return self.position.get(partition, 0) >= len(self.log.get(partition, []))
+
+    async def commit(self, offsets: dict[int, int]) -> bool:
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+        return True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@dataclass
+class FakeSink:
+    """Collects sent records; acks at once unless told to fail."""
+
+    sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = field(
+        default_factory=list
+    )
+    fail_with: BaseException | None = None
+
+    async def start(self) -> None:
+        pass
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.fail_with is not None:
+            future.set_exception(self.fail_with)
+        else:
+            future.set_result(None)
+        self.sent.append((topic, key, value, dict(headers)))
+        return future
+
+    async def stop(self) -> None:
+        pass
+
+    def on(self, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
+        return [(k, v, h) for t, k, v, h in self.sent if t == topic]
