@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         True,
         description="Idempotent producer (needs Apache Kafka; set false for brokers such as Tansu).",
     )
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        "read_committed",
+        description="What the consumer reads of transactional producers' records.",
+    )
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "zstd", description="Compression of output and DLQ records."
     )

