@@ -24,6 +24,8 @@ if TYPE_CHECKING:
         from_generator,
         iter_bundles_from_directory,
         iter_bundles_from_generator,
+        iter_results_from_directory,
+        iter_results_from_generator,
     )
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "from_generator",
     "iter_bundles_from_directory",
     "iter_bundles_from_generator",
+    "iter_results_from_directory",
+    "iter_results_from_generator",
 ]
 
 _LAZY = frozenset(__all__) - {"__version__"}

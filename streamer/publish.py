@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streamer.config import Settings, load_settings
-from streamer.dicom.files import read_dicom_json, walk_paths
+from streamer.dicom.files import list_files, read_file
 from streamer.errors import InvalidInstanceError
 from streamer.fhir import check_instance
 from streamer.kafka.producer import producer_kwargs
@@ -47,11 +47,12 @@ def iter_instances(
     paths: Sequence[Path], report: PublishReport
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(StudyInstanceUID, DICOM JSON) for every DICOM instance file under paths; skips are counted."""
-    for path in walk_paths(paths):
-        doc, reason = read_dicom_json(path)
-        if doc is None:
-            report.skipped[reason or "unreadable"] += 1
+    for path in list_files(list(paths)):
+        outcome = read_file(path)
+        if isinstance(outcome, str):
+            report.skipped[outcome] += 1
             continue
+        doc, _dropped = outcome
         try:
             key = check_instance(doc)
         except InvalidInstanceError:

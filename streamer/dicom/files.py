@@ -1,45 +1,118 @@
-"""DICOM files on disk -> DICOM JSON dicts (PS3.18 F), as pydicom's to_json_dict() gives them."""
+"""DICOM files on disk -> DICOM JSON dicts (PS3.18 F), as pydicom's to_json_dict() gives them.
+
+Shared by the library API (`from_directory`, `convert`) and `python -m streamer publish`, so both skip the
+same files (DICOMDIR, non-DICOM, unreadable) for the same stated reasons.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.dataset import Dataset
 
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR's SOP class
-_BULK_THRESHOLD = 1024  # larger binary values are dropped: no mapper reads them
+_DICOMDIR_SOP_CLASS: Final = "1.2.840.10008.1.3.10"
+_DIRECTORY_RECORD_SEQUENCE: Final = 0x00041220
+# A raw dataset (no preamble) starts with a group 0002 or 0008 tag, little or big endian.
+_RAW_DATASET_STARTS: Final = frozenset({b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"})
+# Instance-level tags whose presence tells a raw (preamble-less) dataset from a file pydicom forced into shape.
+_INSTANCE_TAGS: Final = (0x00080016, 0x00080018, 0x0020000D, 0x0020000E)
+
+# Reasons a file is skipped (stable strings; the keys of ConversionReport.skipped_files).
+SKIP_DICOMDIR: Final = "DICOMDIR (a media directory index, not an instance)"
+SKIP_NOT_DICOM: Final = "not a DICOM file"
+SKIP_EMPTY: Final = "empty file"
+SKIP_UNREADABLE_FILE: Final = "file cannot be opened"
+SKIP_UNREADABLE_DICOM: Final = "DICOM file pydicom cannot parse"
+SKIP_NO_JSON: Final = "DICOM file pydicom cannot convert to DICOM JSON"
 
 
-def walk_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files given, and every file below folders given, in a stable (sorted) order."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+def list_files(roots: list[Path]) -> list[Path]:
+    """All regular files under ``roots`` in a stable order; symlinked directories are not followed."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"no such file or directory: {root}")
+        if root.is_file():
+            candidates = [root]
         else:
-            yield path
+            candidates = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                candidates.extend(Path(dirpath, name) for name in sorted(filenames))
+        for path in candidates:
+            key = path.resolve()
+            if key not in seen and path.is_file():
+                seen.add(key)
+                out.append(path)
+    return out
 
 
-def _drop_bulk(_element: Any) -> str:
-    return ""
-
-
-def read_dicom_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(DICOM JSON, None) for an instance file, or (None, reason) when the file is skipped."""
+def read_file(path: Path) -> tuple[dict[str, Any], bool] | str:
+    """One file -> (DICOM JSON dict, elements were dropped) or the reason to skip it. Never raises."""
     if path.name.upper() == "DICOMDIR":
-        return None, "DICOMDIR"
+        return SKIP_DICOMDIR
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
-        return None, f"not DICOM ({type(exc).__name__})"
-    if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY:
-        return None, "DICOMDIR"
+        with path.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return SKIP_UNREADABLE_FILE
+    if not head:
+        return SKIP_EMPTY
+    has_preamble = len(head) == 132 and head[128:] == b"DICM"
+    if not has_preamble and head[:2] not in _RAW_DATASET_STARTS:
+        return SKIP_NOT_DICOM
     try:
-        doc = ds.to_json_dict(
-            bulk_data_threshold=_BULK_THRESHOLD, bulk_data_element_handler=_drop_bulk
-        )
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on odd values; skip the file
-        return None, f"cannot convert to DICOM JSON ({type(exc).__name__})"
-    return doc, None
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=not has_preamble)
+    except Exception:  # noqa: BLE001 - pydicom raises many types on broken input; the file is skipped
+        return SKIP_UNREADABLE_DICOM if has_preamble else SKIP_NOT_DICOM
+    try:
+        if _is_dicomdir(ds):
+            return SKIP_DICOMDIR
+        if not has_preamble and not any(tag in ds for tag in _INSTANCE_TAGS):
+            return SKIP_NOT_DICOM
+    except Exception:  # noqa: BLE001 - a forced read of a non-DICOM file can fail anywhere
+        return SKIP_UNREADABLE_DICOM if has_preamble else SKIP_NOT_DICOM
+    converted = dataset_to_json(ds)
+    return converted
+
+
+def _is_dicomdir(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    sop_class = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    return str(sop_class or "") == _DICOMDIR_SOP_CLASS or _DIRECTORY_RECORD_SEQUENCE in ds
+
+
+def dataset_to_json(ds: Dataset) -> tuple[dict[str, Any], bool] | str:
+    """pydicom Dataset -> (DICOM JSON without bulk data, some elements were dropped) or a skip reason."""
+    try:
+        return _strip_bulk(ds.to_json_dict(0, _bulk_data_marker)), False
+    except Exception:  # noqa: BLE001 - retry element by element below
+        pass
+    try:
+        out = ds.to_json_dict(0, _bulk_data_marker, suppress_invalid_tags=True)
+    except Exception:  # noqa: BLE001 - nothing usable in this dataset
+        return SKIP_NO_JSON
+    return _strip_bulk(out), True
+
+
+def _bulk_data_marker(_element: Any) -> str:
+    return _BULK_MARKER
+
+
+_BULK_MARKER: Final = "urn:streamer:bulk-data-omitted"
+
+
+def _strip_bulk(ds: dict[str, Any]) -> dict[str, Any]:
+    """Drop the bulk-data elements (pixel data, overlays, private blobs) in place, at every nesting level."""
+    for key in [k for k, v in ds.items() if isinstance(v, dict) and "BulkDataURI" in v]:
+        del ds[key]
+    for elem in ds.values():
+        if isinstance(elem, dict) and elem.get("vr") == "SQ":
+            for item in elem.get("Value") or ():
+                if isinstance(item, dict):
+                    _strip_bulk(item)
+    return ds
