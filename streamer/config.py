@@ -169,7 +169,14 @@ def load_settings(**overrides: object) -> Settings:
 
 
 # Variables read by tools outside Settings (tests, local brokers); not typos.
-_KNOWN_OTHER_VARS = frozenset({"STREAMER_TEST_BROKER", "STREAMER_CACHE_DIR"})
+_KNOWN_OTHER_VARS = frozenset(
+    {
+        "STREAMER_TEST_BROKER",
+        "STREAMER_CACHE_DIR",
+        "STREAMER_KAFKA_VERSION",
+        "STREAMER_KAFKA_JVM_OPTS",
+    }
+)
 
 
 def unknown_env_vars(environ: dict[str, str]) -> list[str]:
