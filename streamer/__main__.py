@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)  # noqa: T201
         return 0
     try:
+        if command in {"publish", "convert", "demo"}:
+            from streamer.dicom.files import quiet_pydicom
+
+            quiet_pydicom()
         if command == "publish":
             from streamer.publish import main as publish_main
 

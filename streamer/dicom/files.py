@@ -116,3 +116,18 @@ def _strip_bulk(ds: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(item, dict):
                     _strip_bulk(item)
     return ds
+
+
+def quiet_pydicom() -> None:
+    """Stop pydicom printing invalid element values (they can be patient data); CLI entry points only.
+
+    Odd values are still handled by our mapper, which warns by tag name, never by value.
+    """
+    import logging
+    import warnings
+
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
