@@ -336,3 +336,43 @@ async def test_big_study_build_does_not_starve_the_event_loop() -> None:
     assert imaging_study(bundle)["numberOfInstances"] == 4000
     # aiokafka's heartbeat task needs the loop; the default heartbeat interval is 3 s.
     assert max(gaps) < 1.0, f"event loop blocked for {max(gaps):.2f} s"
+
+
+async def test_logs_and_dead_letter_reasons_hold_no_patient_data(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from streamer.log import JsonFormatter
+    from tests.dicom_factory import element
+
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+    source = FakeSource()
+    uid = study_uid(1)
+    secret = {
+        "00100010": element("PN", {"Alphabetic": "Zyxwort^Quintessa"}),
+        "00100020": element("LO", "MRN-98765"),
+        "00100030": element("DA", "19451231"),
+    }
+    odd = {  # odd values make the mapper warn; the warning must name the tag, not the value
+        "00100040": element("CS", "Quintessa-sex"),
+        "00101030": element("DS", "Zyxwort-kg"),
+    }
+    for i in range(2):
+        doc = make_instance(uid, series_uid(1), sop_uid(1, i), **secret, **odd)
+        source.append(0, uid.encode(), orjson.dumps(doc), ts(clock))
+    bad = make_instance(uid, series_uid(1), "not-a-uid", **secret)
+    del bad["0020000E"]
+    source.append(0, uid.encode(), orjson.dumps(bad), ts(clock))
+    source.append(0, uid.encode(), encode_marker(uid, 2), ts(clock))
+    proc, sink = make(source, clock)
+    await proc.start()
+    await proc.step()
+    proc.stop()
+    await proc._shutdown()
+    assert bundles(sink)[uid]
+    formatter = JsonFormatter()
+    text = "\n".join(formatter.format(r) for r in caplog.records)
+    text += "\n".join(h["error-message"].decode() for _, _, h in sink.on("dicom.instances.dlq"))
+    assert "study published" in text
+    for needle in ("Zyxwort", "Quintessa", "MRN-98765", "19451231", "1945-12-31"):
+        assert needle not in text
