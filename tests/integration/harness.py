@@ -211,9 +211,7 @@ async def read_topic(
             for tp, msgs in batch.items():
                 for m in msgs:
                     records.append(
-                        OutRecord(
-                            m.key, m.value, dict(m.headers), tp.partition, m.offset
-                        )
+                        OutRecord(m.key, m.value, dict(m.headers), tp.partition, m.offset)
                     )
             if until is not None and settle_until is None and until(records):
                 settle_until = time.monotonic() + settle

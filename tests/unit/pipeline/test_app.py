@@ -338,7 +338,9 @@ async def test_big_study_build_does_not_starve_the_event_loop() -> None:
     assert max(gaps) < 1.0, f"event loop blocked for {max(gaps):.2f} s"
 
 
-async def test_logs_and_dead_letter_reasons_hold_no_patient_data(caplog: pytest.LogCaptureFixture) -> None:
+async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import logging
 
     from streamer.log import JsonFormatter

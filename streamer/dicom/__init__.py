@@ -1,0 +1,1 @@
+"""DICOM JSON (PS3.18 Annex F) access: tags, accessors, value parsing."""

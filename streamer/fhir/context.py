@@ -1,0 +1,142 @@
+"""StudyContext: one study's slim instances in canonical order, its options, warnings and code resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from streamer.dicom import json_model as jm
+from streamer.dicom import tags as t
+from streamer.dicom import values as dv
+from streamer.fhir.common import SchemeResolver, Warnings, consensus
+from streamer.fhir.instance import DatasetView
+from streamer.fhir.options import MappingOptions
+
+P = TypeVar("P")
+
+_BIG = 1 << 62
+
+
+def canonical_key(ds: jm.Dataset) -> tuple[int, str]:
+    """Sort key making output independent of arrival order: InstanceNumber (absent last), then SOPInstanceUID."""
+    number = dv.parse_is(jm.first_raw(ds, t.InstanceNumber))
+    return (
+        number if number is not None and number >= 0 else _BIG,
+        jm.first(ds, t.SOPInstanceUID) or "",
+    )
+
+
+def _uniform(insts: Sequence[jm.Dataset], tag: str) -> bool:
+    """True when every instance has the same element for ``tag`` (or none): one read then suffices."""
+    if len(insts) < 2:
+        return True
+    elem = insts[0].get(tag)
+    return all(ds.get(tag) == elem for ds in insts[1:])
+
+
+def distinct_elements(insts: Sequence[jm.Dataset], tag: str) -> list[Any]:
+    """The distinct elements of ``tag`` over ``insts`` (absent ones skipped), first-seen order."""
+    out: list[Any] = []
+    for ds in insts:
+        elem = ds.get(tag)
+        if elem is not None and elem not in out:
+            out.append(elem)
+    return out
+
+
+def tag_label(name: str, tag: str) -> str:
+    """``Name (GGGG,EEEE)`` for warnings."""
+    return f"{name} ({tag[:4]},{tag[4:]})"
+
+
+@dataclass(slots=True)
+class StudyContext:
+    """Everything the mappers of one study read."""
+
+    study_uid: str
+    instances: list[dict[str, Any]]
+    options: MappingOptions
+    warnings: Warnings = field(default_factory=Warnings)
+    series: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    schemes: SchemeResolver = field(init=False)
+    view: DatasetView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.schemes = SchemeResolver(
+            (
+                i
+                for ds in self.instances
+                for i in jm.items(ds, t.CodingSchemeIdentificationSequence)
+            ),
+            self.warnings,
+        )
+        self.view = DatasetView(self.instances[0])
+
+    def text(self, insts: Sequence[jm.Dataset], tag: str, name: str) -> str | None:
+        """Consensus of the first value of ``tag`` (stripped string)."""
+        if _uniform(insts, tag):
+            return jm.first(insts[0], tag) if insts else None
+        return consensus([jm.first(ds, tag) for ds in insts], tag_label(name, tag), self.warnings)
+
+    def texts(self, insts: Sequence[jm.Dataset], tag: str, name: str) -> tuple[str, ...]:
+        """Consensus of all values of ``tag`` (multi-valued elements are compared as a whole)."""
+        if _uniform(insts, tag):
+            return tuple(jm.strings(insts[0], tag)) if insts else ()
+        got = consensus(
+            [tuple(jm.strings(ds, tag)) for ds in insts], tag_label(name, tag), self.warnings
+        )
+        return got or ()
+
+    def parsed(
+        self,
+        insts: Sequence[jm.Dataset],
+        tag: str,
+        name: str,
+        parser: Callable[[str], P | None],
+    ) -> P | None:
+        """Consensus of the parsed first value; unparseable values are dropped with a warning."""
+        out: list[Any] = []
+        bad = False
+        for ds in insts[:1] if _uniform(insts, tag) else insts:
+            raw = jm.first(ds, tag)
+            if raw is None:
+                continue
+            value = parser(raw)
+            if value is None:
+                bad = True
+            else:
+                out.append(value)
+        if bad:
+            self.warnings.add(f"{tag_label(name, tag)}: invalid value dropped")
+        result: P | None = consensus(out, tag_label(name, tag), self.warnings)
+        return result
+
+    def datetime(
+        self,
+        insts: Sequence[jm.Dataset],
+        date_tag: tuple[str, str],
+        time_tag: tuple[str, str],
+        what: str,
+    ) -> str | None:
+        """A FHIR dateTime from a DA + TM pair, honouring TimezoneOffsetFromUTC (0008,0201), then
+        ``options.dicom_timezone``; date precision only when no zone is known (see values.fhir_datetime)."""
+        date = self.parsed(insts, date_tag[0], date_tag[1], dv.parse_da)
+        if date is None:
+            return None
+        time = self.parsed(insts, time_tag[0], time_tag[1], dv.parse_tm)
+        offset = self.offset(insts)
+        value = dv.fhir_datetime(date, time, offset, self.options.dicom_timezone)
+        if time is not None and value == date and len(date) == 10:
+            self.warnings.add(
+                f"{what}: no time zone known (TimezoneOffsetFromUTC (0008,0201) absent, dicom_timezone "
+                "unset): date precision only"
+            )
+        return value
+
+    def offset(self, insts: Sequence[jm.Dataset]) -> timedelta | None:
+        """TimezoneOffsetFromUTC (0008,0201) agreed by the instances, or None."""
+        return self.parsed(
+            insts, t.TimezoneOffsetFromUTC, "TimezoneOffsetFromUTC", dv.parse_tz_offset
+        )

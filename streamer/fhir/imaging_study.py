@@ -1,0 +1,405 @@
+"""ImagingStudy (FHIR R4B) from one study's instances.
+
+Mapping per the HL7 ImagingStudy DICOM mapping (R4B imagingstudy-mappings.html) and notes:
+identifier (StudyInstanceUID as ``urn:dicom:uid``/``urn:oid:``; AccessionNumber type ACSN with the system/assigner
+of IssuerOfAccessionNumberSequence (0008,0051); StudyID), status ``available``, modality (series modalities, then
+ModalitiesInStudy (0008,0061)), subject, started (StudyDate/StudyTime + TimezoneOffsetFromUTC), basedOn
+(accession as a logical ServiceRequest reference), referrer (0008,0090), interpreter (0008,1060), endpoint,
+numberOfSeries/-Instances (counted), procedureCode (0008,1032), location (0008,1040), reasonCode (0040,100A),
+(0040,1002), (0040,1012) also inside (0040,0275)/(0040,A370), description (0008,1030), series[] and instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, cast
+
+import orjson
+from pydicom._uid_dict import UID_dictionary
+
+from streamer.dicom import json_model as jm
+from streamer.dicom import tags as t
+from streamer.dicom import values as dv
+from streamer.fhir import terminology as _codes
+from streamer.fhir.common import (
+    V2_0203,
+    clean_code,
+    clean_text,
+    codeable_from_item,
+    coding_from_item,
+    collect,
+    concept,
+    dicom_uid_identifier,
+    entity_system,
+    person_display,
+)
+from streamer.fhir.context import StudyContext, distinct_elements, tag_label
+
+_UINT_MAX = 2_147_483_647
+_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+_FUNCTION = {"DEV": "device", "PRF": "performer", "SPRF": "secondary performer"}
+
+
+@cache
+def acquisition_modalities() -> frozenset[str]:
+    """DICOM PS3.16 CID 29 "Acquisition Modality" codes (pydicom's copy of the standard's tables).
+
+    R4B ImagingStudy.modality lists only acquisition modalities (definition: "those in the DICOM Context Group 29").
+    """
+    from pydicom.sr import _cid_dict, _concepts_dict
+
+    groups: dict[str, list[str]] = _cid_dict.cid_concepts[29]
+    concepts = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], _concepts_dict.concepts)
+    codes: set[str] = set()
+    for scheme, keywords in groups.items():
+        for keyword in keywords:
+            for code, (_meaning, cids) in concepts[scheme][keyword].items():
+                if 29 in cids:
+                    codes.add(code)
+    return frozenset(codes)
+
+
+def _function(code: str) -> dict[str, Any]:
+    """series.performer.function (v3 ParticipationType)."""
+    return concept(_PARTICIPATION, code, _FUNCTION[code])
+
+
+def _unsigned(ctx: StudyContext, value: int | None, label: str) -> int | None:
+    if value is None:
+        return None
+    if 0 <= value <= _UINT_MAX:
+        return value
+    ctx.warnings.add(f"{label}: out of range for unsignedInt, dropped")
+    return None
+
+
+def _displays(insts: Sequence[jm.Dataset], tag: str) -> list[str]:
+    """Distinct PN displays of ``tag`` over ``insts`` (each distinct element parsed once)."""
+    displays: list[str] = []
+    for elem in distinct_elements(insts, tag):
+        for groups in jm.person_names({tag: elem}, tag):
+            d = person_display(groups)
+            if d:
+                displays.append(d)
+    return collect(displays)
+
+
+def _names(ctx: StudyContext, tag: str) -> list[dict[str, str]]:
+    """Distinct PN values of ``tag`` over the study, as Reference.display (no Practitioner is invented)."""
+    return [{"display": d} for d in _displays(ctx.instances, tag)]
+
+
+def _accession(ctx: StudyContext) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Accession identifier (type ACSN; system/assigner from (0008,0051)) and the same as basedOn reference."""
+    value = clean_text(ctx.text(ctx.instances, t.AccessionNumber, "AccessionNumber"))
+    if value is None:
+        return None
+    ident: dict[str, Any] = {"use": "usual", "type": concept(V2_0203, "ACSN", "Accession ID")}
+    issuers = [
+        i for ds in ctx.instances[:1] for i in jm.items(ds, t.IssuerOfAccessionNumberSequence)
+    ]
+    if issuers:
+        system = entity_system(issuers[0])
+        local = clean_text(jm.first(issuers[0], t.LocalNamespaceEntityID))
+        if system:
+            ident["system"] = system
+        if local:
+            ident["assigner"] = {"display": local}
+    ident["value"] = value
+    based_on = {"type": "ServiceRequest", "identifier": orjson.loads(orjson.dumps(ident))}
+    return ident, based_on
+
+
+_REASON_TAGS = (
+    t.ReasonForRequestedProcedureCodeSequence,
+    t.ReasonForPerformedProcedureCodeSequence,
+    t.ReasonForTheRequestedProcedure,
+    t.RequestAttributesSequence,
+    t.ReferencedRequestSequence,
+)
+
+
+def _reason_codes(ctx: StudyContext) -> list[dict[str, Any]]:
+    """Reasons: coded (0040,100A) and (0040,1012) items and text (0040,1002), top level and inside the
+    RequestAttributesSequence (0040,0275) and ReferencedRequestSequence (0040,A370) items; de-duplicated."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    containers: list[jm.Dataset] = []
+    seen_elements: list[Any] = []
+    for ds in ctx.instances:
+        elements = [ds.get(tag) for tag in _REASON_TAGS]
+        if elements in seen_elements:
+            continue  # the usual case: every instance carries the same request data
+        seen_elements.append(elements)
+        containers.append(ds)
+        containers.extend(jm.items(ds, t.RequestAttributesSequence))
+        containers.extend(jm.items(ds, t.ReferencedRequestSequence))
+    for c in containers:
+        coded = [
+            cc
+            for tag in (
+                t.ReasonForRequestedProcedureCodeSequence,
+                t.ReasonForPerformedProcedureCodeSequence,
+            )
+            for item in jm.items(c, tag)
+            if (cc := codeable_from_item(item, ctx.schemes)) is not None
+        ]
+        text = clean_text(jm.first(c, t.ReasonForTheRequestedProcedure))
+        if text and len(coded) == 1:
+            coded[0]["text"] = text
+        elif text:
+            coded.append({"text": text})
+        for cc in coded:
+            key = repr(sorted(cc.items()))
+            if key not in seen:
+                seen.add(key)
+                out.append(cc)
+    return out
+
+
+def _procedure_codes(ctx: StudyContext) -> list[dict[str, Any]]:
+    items = jm.items(ctx.instances[0], t.ProcedureCodeSequence)
+    for ds in ctx.instances[1:]:
+        if jm.items(ds, t.ProcedureCodeSequence) != items:
+            ctx.warnings.add(
+                f"{tag_label('ProcedureCodeSequence', t.ProcedureCodeSequence)}: differs across instances; "
+                "the earliest instance's is used"
+            )
+            break
+    return [cc for item in items if (cc := codeable_from_item(item, ctx.schemes)) is not None]
+
+
+def _title(ds: jm.Dataset) -> str | None:
+    """Instance title: ContentLabel (0070,0080) | ConceptNameCodeSequence (0040,A043) CodeMeaning |
+    DocumentTitle (0042,0010) | ImageType (0008,0008) values joined by ``\\`` (HL7 mapping)."""
+    label = clean_text(jm.first(ds, t.ContentLabel))
+    if label:
+        return label
+    for item in jm.items(ds, t.ConceptNameCodeSequence):
+        meaning = clean_text(jm.first(item, t.CodeMeaning))
+        if meaning:
+            return meaning
+    title = clean_text(jm.first(ds, t.DocumentTitle))
+    if title:
+        return title
+    image_type = [s for v in jm.strings(ds, t.ImageType) if (s := clean_text(v))]
+    return "\\".join(image_type) if image_type else None
+
+
+def _instance(ctx: StudyContext, ds: jm.Dataset) -> dict[str, Any] | None:
+    sop = jm.first(ds, t.SOPInstanceUID) or ""
+    sop_class = clean_code(jm.first(ds, t.SOPClassUID))
+    if sop_class is None or " " in sop_class:
+        ctx.warnings.add(
+            f"instance {sop}: SOPClassUID (0008,0016) missing or invalid; instance not listed"
+        )
+        return None
+    coding: dict[str, Any] = {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{sop_class}"}
+    known = UID_dictionary.get(sop_class)
+    if known:
+        coding["display"] = known[0]
+    inst: dict[str, Any] = {"uid": sop, "sopClass": coding}
+    raw_number = jm.first_raw(ds, t.InstanceNumber)
+    number = dv.parse_is(raw_number)
+    if raw_number is not None and number is None:
+        ctx.warnings.add(f"{tag_label('InstanceNumber', t.InstanceNumber)}: invalid value dropped")
+    number = _unsigned(ctx, number, tag_label("InstanceNumber", t.InstanceNumber))
+    if number is not None:
+        inst["number"] = number
+    title = _title(ds)
+    if title:
+        inst["title"] = title
+    return inst
+
+
+def _laterality(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> dict[str, Any] | None:
+    """Laterality (0020,0060), else ImageLaterality (0020,0062) of the instances -> SNOMED (CID 244)."""
+    value = ctx.text(insts, t.Laterality, "Laterality") or ctx.text(
+        insts, t.ImageLaterality, "ImageLaterality"
+    )
+    if value is None:
+        return None
+    coding = _codes.laterality(value)
+    if coding is None and value.strip().upper() != "U":
+        ctx.warnings.add("Laterality (0020,0060)/(0020,0062): unmapped value dropped")
+    return coding
+
+
+def _body_site(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> dict[str, Any] | None:
+    """BodyPartExamined (0018,0015) -> SNOMED (PS3.16 Annex L), unmapped kept as display text; without it, the
+    first AnatomicRegionSequence (0008,2218) item's code (HL7 mapping)."""
+    body_part = ctx.text(insts, t.BodyPartExamined, "BodyPartExamined")
+    if body_part:
+        site = _codes.body_site(body_part)
+        if site is not None:
+            return site
+        text = clean_text(body_part)
+        return {"display": text} if text else None
+    for ds in insts:
+        for region in jm.items(ds, t.AnatomicRegionSequence):
+            coding = coding_from_item(region, ctx.schemes)
+            if coding:
+                return coding
+    return None
+
+
+def _earliest_acquisition(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> str | None:
+    """series.started fallback (as dcm4chee-arc): the earliest AcquisitionDateTime (0008,002A), else
+    AcquisitionDate/AcquisitionTime (0008,0022)/(0008,0032), of the series' instances."""
+    found: list[str] = []
+    zone_name = ctx.options.dicom_timezone
+    for ds in insts:
+        offset = dv.parse_tz_offset(jm.first(ds, t.TimezoneOffsetFromUTC))
+        dt = dv.parse_dt(jm.first(ds, t.AcquisitionDateTime))
+        if dt is not None:
+            value = dv.fhir_datetime(
+                dt.date, dt.time, dt.offset if dt.offset is not None else offset, zone_name
+            )
+        else:
+            date = dv.parse_da(jm.first(ds, t.AcquisitionDate))
+            value = dv.fhir_datetime(
+                date, dv.parse_tm(jm.first(ds, t.AcquisitionTime)), offset, zone_name
+            )
+        if value:
+            found.append(value)
+    return min(found) if found else None
+
+
+def series_modality(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> str:
+    """The series Modality (0008,0060); ``OT`` (Other) with a warning when absent (it is Type 1)."""
+    modality = clean_code(ctx.text(insts, t.Modality, "Modality"))
+    if modality is None:
+        ctx.warnings.add("Modality (0008,0060) missing in a series: coded as OT (Other)")
+        return "OT"
+    return modality
+
+
+def _series(
+    ctx: StudyContext,
+    uid: str,
+    insts: list[dict[str, Any]],
+    device_ref: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {"uid": uid}
+    label = tag_label("SeriesNumber", t.SeriesNumber)
+    number = _unsigned(ctx, ctx.parsed(insts, t.SeriesNumber, "SeriesNumber", dv.parse_is), label)
+    if number is not None:
+        s["number"] = number
+    s["modality"] = _codes.modality_coding(series_modality(ctx, insts))
+    description = clean_text(ctx.text(insts, t.SeriesDescription, "SeriesDescription"))
+    if description:
+        s["description"] = description
+    s["numberOfInstances"] = len(insts)
+    site = _body_site(ctx, insts)
+    if site:
+        s["bodySite"] = site
+    lat = _laterality(ctx, insts)
+    if lat:
+        s["laterality"] = lat
+    started = ctx.datetime(
+        insts,
+        (t.SeriesDate, "SeriesDate"),
+        (t.SeriesTime, "SeriesTime"),
+        "series.started",
+    ) or _earliest_acquisition(ctx, insts)
+    if started:
+        s["started"] = started
+    performers: list[dict[str, Any]] = []
+    if device_ref is not None:
+        performers.append({"function": _function("DEV"), "actor": dict(device_ref)})
+    for tag, fn in ((t.PerformingPhysicianName, "PRF"), (t.OperatorsName, "SPRF")):
+        performers.extend(
+            {"function": _function(fn), "actor": {"display": d}} for d in _displays(insts, tag)
+        )
+    if performers:
+        s["performer"] = performers
+    if ctx.options.add_instances:
+        listed = [i for ds in insts if (i := _instance(ctx, ds)) is not None]
+        if listed:
+            s["instance"] = listed
+    return s
+
+
+def series_order(ctx: StudyContext) -> list[str]:
+    """Series UIDs ordered by SeriesNumber (absent last), then UID: independent of arrival order."""
+
+    def key(uid: str) -> tuple[int, str]:
+        numbers = [dv.parse_is(jm.first_raw(ds, t.SeriesNumber)) for ds in ctx.series[uid]]
+        valid = [n for n in numbers if n is not None]
+        return (min(valid) if valid else 1 << 62, uid)
+
+    return sorted(ctx.series, key=key)
+
+
+def build_imaging_study(
+    ctx: StudyContext,
+    study_id: str,
+    subject: Mapping[str, Any],
+    device_refs: Mapping[str, Mapping[str, Any]],
+    endpoint_ref: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ImagingStudy resource dict. ``device_refs`` maps series UID -> Device reference."""
+    study: dict[str, Any] = {"resourceType": "ImagingStudy", "id": study_id}
+    identifiers: list[dict[str, Any]] = [dicom_uid_identifier(ctx.study_uid, use="official")]
+    accession = _accession(ctx)
+    if accession:
+        identifiers.append(accession[0])
+    study_id_value = clean_text(ctx.text(ctx.instances, t.StudyID, "StudyID"))
+    if study_id_value:
+        identifiers.append({"use": "secondary", "value": study_id_value})
+    study["identifier"] = identifiers
+    study["status"] = "available"
+
+    order = series_order(ctx)
+    series = [_series(ctx, uid, ctx.series[uid], device_refs.get(uid)) for uid in order]
+    acquisition = acquisition_modalities()
+    modalities: dict[str, dict[str, Any]] = {}
+    for s in series:
+        if s["modality"]["code"] in acquisition:
+            modalities.setdefault(s["modality"]["code"], dict(s["modality"]))
+    for ds in ctx.instances[:1]:
+        for m in jm.strings(ds, t.ModalitiesInStudy):
+            code = clean_code(m)
+            if code and code not in modalities and code.upper() in acquisition:
+                modalities[code] = _codes.modality_coding(code)
+    if modalities:
+        study["modality"] = list(modalities.values())
+    study["subject"] = dict(subject)
+    started = ctx.datetime(
+        ctx.instances, (t.StudyDate, "StudyDate"), (t.StudyTime, "StudyTime"), "started"
+    )
+    if started:
+        study["started"] = started
+    if accession:
+        study["basedOn"] = [accession[1]]
+    referrers = _names(ctx, t.ReferringPhysicianName)
+    if referrers:
+        study["referrer"] = referrers[0]
+        if len(referrers) > 1:
+            ctx.warnings.add(
+                "ReferringPhysicianName (0008,0090): several values; the first is used"
+            )
+    interpreters = _names(ctx, t.NameOfPhysiciansReadingStudy)
+    if interpreters:
+        study["interpreter"] = interpreters
+    if endpoint_ref is not None:
+        study["endpoint"] = [dict(endpoint_ref)]
+    study["numberOfSeries"] = len(series)
+    study["numberOfInstances"] = sum(s["numberOfInstances"] for s in series)
+    procedures = _procedure_codes(ctx)
+    if procedures:
+        study["procedureCode"] = procedures
+    department = clean_text(
+        ctx.text(ctx.instances, t.InstitutionalDepartmentName, "InstitutionalDepartmentName")
+    )
+    if department:
+        study["location"] = {"display": department}
+    reasons = _reason_codes(ctx)
+    if reasons:
+        study["reasonCode"] = reasons
+    description = clean_text(ctx.text(ctx.instances, t.StudyDescription, "StudyDescription"))
+    if description:
+        study["description"] = description
+    study["series"] = series
+    return study
