@@ -409,3 +409,25 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         Bundle.model_validate_json(f.read_bytes())
     assert "9 Bundles from topic fhir.bundles" in result.stdout
     assert "broker stopped" in result.stdout
+
+
+async def test_created_topics_are_co_partitioned_with_the_input(
+    kafka_broker: Any, spawn: Any
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topics = Topics.unique("copart")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topics.input, 5, 1)])  # the input exists: 5 partitions
+        proc = spawn(
+            streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, topic_partitions=2)
+        )
+        proc.wait_for_log("partitions assigned")
+        described = await admin.describe_topics([topics.input, topics.output, topics.dlq])
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    assert counts == {topics.input: 5, topics.output: 5, topics.dlq: 5}
+    assert '"created topics"' in proc.log()
