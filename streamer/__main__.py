@@ -86,7 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         for name in unknown_env_vars(dict(os.environ)):
             log.warning("unknown setting ignored", extra={"variable": name})
-        return asyncio.run(run(settings))
+        try:
+            return asyncio.run(run(settings))
+        except ConfigError:
+            raise
+        except Exception:  # exit non-zero so the orchestrator restarts us; nothing was committed past un-acked output
+            log.exception("fatal error, exiting")
+            return 1
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)  # noqa: T201
         return 2

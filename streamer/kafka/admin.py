@@ -23,7 +23,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
     )
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise ConfigError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} (STREAMER_BOOTSTRAP_SERVERS): {exc}"
+        ) from exc
     try:
         existing = await _partition_counts(admin)
         wanted = [settings.input_topic, settings.output_topic, settings.dlq_topic]
