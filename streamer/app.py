@@ -28,6 +28,7 @@ from streamer.ports import Headers, InputRecord, Sink, Source
 log = logging.getLogger(__name__)
 
 BUNDLE_CONTENT_TYPE = b"application/fhir+json"
+_STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per partition
 _MAX_ERROR_MESSAGE = 1000  # header size stays small; the class name says the rest
 
 
@@ -88,6 +89,7 @@ class Processor:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_commit = clock()
+        self._last_status = clock()
         self.stats: Counter[str] = Counter()
         self.assigned = asyncio.Event()  # set once the first assignment arrived (readiness)
 
@@ -127,6 +129,9 @@ class Processor:
             interval = self._settings.commit_interval_seconds
             if closed or self._clock() - self._last_commit >= interval:
                 await self._commit()
+            if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
+                self._last_status = self._clock()
+                log.info("status", extra=self.snapshot())
 
     async def close(self) -> None:
         """Leave the group and stop the producer (no flushing: see stop())."""

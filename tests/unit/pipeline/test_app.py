@@ -378,3 +378,26 @@ async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
     assert "study published" in text
     for needle in ("Zyxwort", "Quintessa", "MRN-98765", "19451231", "1945-12-31"):
         assert needle not in text
+
+
+async def test_periodic_status_line_counts_open_studies(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from streamer.log import JsonFormatter
+
+    caplog.set_level(logging.INFO, logger="streamer.app")
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2, marker=False)
+    proc, _ = make(source, clock)
+    await proc.start()
+    await proc.step()
+    assert not [r for r in caplog.records if r.getMessage() == "status"]
+    clock.advance(61)
+    await proc.step()
+    [status] = [r for r in caplog.records if r.getMessage() == "status"]
+    line = orjson.loads(JsonFormatter().format(status))
+    # The study timed out in the same round (30 s < 61 s): closed, still held for reopening, committed at 0.
+    assert line["partitions"] == {"0": {"open": 0, "held": 1, "committed": 0}}
+    assert line["stats"]["studies_closed_timeout"] == 1
+    assert line["stats"]["records"] == 2
