@@ -87,6 +87,8 @@ class Processor:
         self._committed: dict[int, int] = {}
         self._pending: list[_Pending] = []
         self._lock = asyncio.Lock()
+        # An output send the broker refused: nothing may be committed after it; the loop exits with it.
+        self._fatal: BaseException | None = None
         self._stopping = asyncio.Event()
         self._last_commit = clock()
         self._last_status = clock()
@@ -120,6 +122,8 @@ class Processor:
 
     async def step(self) -> None:
         """One round: poll, handle records, close due studies, commit when due."""
+        if self._fatal is not None:
+            raise self._fatal
         batch = await self._source.poll(
             self._settings.timer_interval_seconds, self._settings.max_poll_records
         )
@@ -346,9 +350,12 @@ class Processor:
                         await self._dead_letter_study(item.partition, study, outcome)
                         continue
                 # Anything else means the broker is not taking our output: stop without committing.
+                self._fatal = outcome
                 raise outcome
 
     async def _commit(self, only: set[int] | None = None) -> None:
+        if self._fatal is not None:
+            raise self._fatal
         await self._drain()
         offsets: dict[int, int] = {}
         for p, state in self._partitions.items():

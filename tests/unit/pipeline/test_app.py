@@ -401,3 +401,22 @@ async def test_periodic_status_line_counts_open_studies(caplog: pytest.LogCaptur
     assert line["partitions"] == {"0": {"open": 0, "held": 1, "committed": 0}}
     assert line["stats"]["studies_closed_timeout"] == 1
     assert line["stats"]["records"] == 2
+
+
+async def test_output_failure_during_revoke_stops_the_loop_without_commit() -> None:
+    """aiokafka swallows errors raised in rebalance callbacks; the loop must still stop."""
+    clock = FakeClock()
+    source = FakeSource(partitions=(0, 1))
+    put_study(source, clock, 1, 1, partition=0)
+    sink = FakeSink()
+    proc, _ = make(source, clock, sink)
+    proc._settings = proc._settings.model_copy(update={"reopen_window_seconds": 0})
+    await proc.start()
+    sink.fail_with = RuntimeError("broker refuses output")
+    with pytest.raises(RuntimeError):
+        await proc.step()  # the Bundle is sent, its ack fails at the commit
+    with pytest.raises(RuntimeError):
+        await source.assign({1})  # the revoke callback meets the same failure
+    with pytest.raises(RuntimeError, match="refuses"):
+        await proc.step()
+    assert source.committed == {}
