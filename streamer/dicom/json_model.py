@@ -51,6 +51,7 @@ def normalize(ds: Dataset, keep: frozenset[str] | None = None) -> dict[str, Any]
         else:
             continue
         if elem.__class__ is dict:
+            # ``_plain`` inlined: this loop runs once per kept tag of every instance slimmed
             vr = elem.get("vr")
             if (
                 vr.__class__ is str
@@ -62,16 +63,52 @@ def normalize(ds: Dataset, keep: frozenset[str] | None = None) -> dict[str, Any]
                 continue
         elif not isinstance(elem, Mapping):
             continue
-        vr = elem.get("vr")
-        new: dict[str, Any] = {"vr": vr} if isinstance(vr, str) else {}
-        value = elem.get("Value")
-        if isinstance(value, list):
-            if vr == "SQ" or (vr is None and value and isinstance(value[0], Mapping)):
-                new["Value"] = [normalize(i, keep) if isinstance(i, Mapping) else i for i in value]
-            else:
-                new["Value"] = list(value)
-        out[k] = new
+        out[k] = _rebuilt(elem, keep)
     return out
+
+
+def normalize_element(elem: object, keep: frozenset[str] | None = None) -> dict[str, Any] | None:
+    """One element as ``normalize`` stores it: a plain element is returned itself, another object is rebuilt
+    (sequence items normalized with ``keep``); None for a non-object, which ``normalize`` drops."""
+    if elem is None:
+        return None
+    if isinstance(elem, dict) and _plain(elem):
+        return elem
+    if isinstance(elem, Mapping):
+        return _rebuilt(elem, keep)
+    return None
+
+
+def _plain(elem: dict[str, Any]) -> bool:
+    """``{"vr": str, "Value": list}`` (Value optional), not a sequence: already in normalized form."""
+    vr = elem.get("vr")
+    return (
+        vr.__class__ is str
+        and vr != "SQ"
+        and elem.keys() <= _ELEMENT_KEYS
+        and elem.get("Value", _EMPTY).__class__ is list
+    )
+
+
+def _rebuilt(elem: Mapping[str, Any], keep: frozenset[str] | None) -> dict[str, Any]:
+    vr = elem.get("vr")
+    new: dict[str, Any] = {"vr": vr} if isinstance(vr, str) else {}
+    value = elem.get("Value")
+    if isinstance(value, list):
+        if vr == "SQ" or (vr is None and value and isinstance(value[0], Mapping)):
+            new["Value"] = [
+                normalize(i, keep) if i.__class__ is dict or isinstance(i, Mapping) else i
+                for i in value
+            ]
+        else:
+            new["Value"] = list(value)
+    return new
+
+
+def has(ds: Dataset, tag: str) -> bool:
+    """True when ``tag`` holds an element (an object: ``normalize`` drops anything else)."""
+    elem = ds.get(tag)
+    return elem is not None and (elem.__class__ is dict or isinstance(elem, Mapping))
 
 
 def raw_values(ds: Dataset, tag: str) -> list[Any]:
@@ -83,9 +120,12 @@ def raw_values(ds: Dataset, tag: str) -> list[Any]:
     return value if value.__class__ is list or isinstance(value, list) else []
 
 
+_BLANK = " \x00\t\r\n"
+
+
 def _as_text(v: object) -> str | None:
     if isinstance(v, str):
-        s = v.strip(" \x00\t\r\n")
+        s = v.strip(_BLANK)
         return s or None
     if isinstance(v, bool):
         return None
@@ -100,7 +140,8 @@ def strings(ds: Dataset, tag: str) -> list[str]:
     """All non-empty values as stripped strings (numbers become their text; objects are skipped)."""
     out: list[str] = []
     for v in raw_values(ds, tag):
-        s = _as_text(v)
+        # a str, the usual value, is read inline: these accessors run hundreds of times per study
+        s = (v.strip(_BLANK) or None) if v.__class__ is str else _as_text(v)
         if s is not None:
             out.append(s)
     return out
@@ -109,7 +150,7 @@ def strings(ds: Dataset, tag: str) -> list[str]:
 def first(ds: Dataset, tag: str) -> str | None:
     """The first non-empty value as a stripped string, or None."""
     for v in raw_values(ds, tag):
-        s = _as_text(v)
+        s = (v.strip(_BLANK) or None) if v.__class__ is str else _as_text(v)  # as in ``strings``
         if s is not None:
             return s
     return None
@@ -125,7 +166,8 @@ def first_raw(ds: Dataset, tag: str) -> Any:
 
 def items(ds: Dataset, tag: str) -> list[Dataset]:
     """Sequence items (nested datasets) of an SQ element; non-object items are skipped."""
-    return [i for i in raw_values(ds, tag) if isinstance(i, Mapping)]
+    # the class test first: isinstance against the Mapping ABC is slow, and items are nearly always dicts
+    return [i for i in raw_values(ds, tag) if i.__class__ is dict or isinstance(i, Mapping)]
 
 
 def person_names(ds: Dataset, tag: str) -> list[dict[str, str]]:
@@ -137,7 +179,7 @@ def person_names(ds: Dataset, tag: str) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for v in raw_values(ds, tag):
         groups: dict[str, str] = {}
-        if isinstance(v, Mapping):
+        if v.__class__ is dict or isinstance(v, Mapping):
             for g in ("Alphabetic", "Ideographic", "Phonetic"):
                 s = v.get(g)
                 if isinstance(s, str) and s.strip(" ^=\x00"):

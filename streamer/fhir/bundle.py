@@ -22,7 +22,13 @@ from streamer.fhir.context import StudyContext, canonical_key
 from streamer.fhir.device import build_device
 from streamer.fhir.endpoint import build_endpoint
 from streamer.fhir.imaging_study import build_imaging_study, series_modality, series_order
-from streamer.fhir.instance import check_instance, is_slim, slim_instance
+from streamer.fhir.instance import (
+    DatasetView,
+    check_instance,
+    is_slim,
+    readable_instance,
+    slim_instance,
+)
 from streamer.fhir.observation import build_observations
 from streamer.fhir.options import MappingOptions
 from streamer.fhir.patient import build_patient, patient_id
@@ -55,7 +61,8 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
     if not instances:
         raise ValueError("build_study_bundle needs at least one instance")
     warnings = Warnings()
-    by_sop: dict[str, dict[str, Any]] = {}
+    # SOPInstanceUID -> (the caller's instance, its readable form)
+    by_sop: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
     study_uid: str | None = None
     for ds in instances:
         key = check_instance(ds)
@@ -69,18 +76,30 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
         if key.sop_uid in by_sop:
             warnings.add(f"duplicate SOPInstanceUID {key.sop_uid}: the last one is used")
             del by_sop[key.sop_uid]
-        slim = dict(ds) if is_slim(ds) else slim_instance(ds)
+        readable = readable_instance(ds)
         # the UIDs are stored stripped so every mapper sees the checked values
-        slim[t.StudyInstanceUID] = {"vr": "UI", "Value": [key.study_uid]}
-        slim[t.SeriesInstanceUID] = {"vr": "UI", "Value": [key.series_uid]}
-        slim[t.SOPInstanceUID] = {"vr": "UI", "Value": [key.sop_uid]}
-        by_sop[key.sop_uid] = slim
+        readable[t.StudyInstanceUID] = {"vr": "UI", "Value": [key.study_uid]}
+        readable[t.SeriesInstanceUID] = {"vr": "UI", "Value": [key.series_uid]}
+        readable[t.SOPInstanceUID] = {"vr": "UI", "Value": [key.sop_uid]}
+        by_sop[key.sop_uid] = (ds, readable)
     assert study_uid is not None
-    ordered = sorted(by_sop.values(), key=canonical_key)
+    pairs = sorted(by_sop.values(), key=lambda pair: canonical_key(pair[1]))
+    ordered = [readable for _, readable in pairs]
     ctx = StudyContext(study_uid, ordered, options, warnings)
+    if options.id_function is not None:
+        ctx.view = DatasetView(_slim_first(*pairs[0]))
     for ds in ordered:
         ctx.series.setdefault(jm.first(ds, t.SeriesInstanceUID) or "", []).append(ds)
     return ctx
+
+
+def _slim_first(ds: Mapping[str, Any], readable: dict[str, Any]) -> dict[str, Any]:
+    """The first instance as ``id_function`` sees it: slim, with the checked UIDs of its readable form
+    (``readable_instance`` keeps tags no mapper reads, but an ``id_function`` may ask for any keyword)."""
+    slim = dict(ds) if is_slim(ds) else slim_instance(ds)
+    for tag in (t.StudyInstanceUID, t.SeriesInstanceUID, t.SOPInstanceUID):
+        slim[tag] = readable[tag]
+    return slim
 
 
 def _study_parts(instances: Sequence[Mapping[str, Any]], options: MappingOptions) -> _StudyParts:

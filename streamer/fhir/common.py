@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from streamer.dicom import json_model as jm
@@ -210,14 +211,18 @@ def person_display(groups: Mapping[str, str]) -> str | None:
     for key in ("Alphabetic", "Ideographic", "Phonetic"):
         group = groups.get(key)
         if group:
-            family, given, middle, prefix, suffix = (
-                name_part(c) or "" for c in pn_components(group)
-            )
-            text = " ".join(p for p in (prefix, given, middle, family, suffix) if p)
-            cleaned = clean_text(text)
+            cleaned = _group_display(group)
             if cleaned:
                 return cleaned
     return None
+
+
+@lru_cache(maxsize=4096)
+def _group_display(group: str) -> str | None:
+    """One PN component group -> display text; cached, as the same physicians and operators recur in study
+    after study."""
+    family, given, middle, prefix, suffix = (name_part(c) or "" for c in pn_components(group))
+    return clean_text(" ".join(p for p in (prefix, given, middle, family, suffix) if p))
 
 
 def dicom_uid_identifier(uid: str, **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""StudyContext: one study's slim instances in canonical order, its options, warnings and code resolver."""
+"""StudyContext: one study's instances (``readable_instance``) in canonical order, its options, warnings and code
+resolver."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
 from streamer.dicom import values as dv
 from streamer.fhir.common import SchemeResolver, Warnings, consensus
-from streamer.fhir.instance import DatasetView
+from streamer.fhir.instance import KEEP_TAGS, DatasetView
 from streamer.fhir.options import MappingOptions
 
 P = TypeVar("P")
@@ -28,21 +29,43 @@ def canonical_key(ds: jm.Dataset) -> tuple[int, str]:
     )
 
 
+def slim_element(elem: object) -> Any:
+    """``elem`` as the slim instance holds it (None where slimming drops it).
+
+    The instances of a StudyContext hold the caller's elements outside ``STRUCTURED_TAGS`` (see
+    ``readable_instance``); wherever the mappers compare elements, the slim forms decide, as they always did.
+    """
+    return jm.normalize_element(elem, KEEP_TAGS)
+
+
+def same_elements(elems: list[Any]) -> bool:
+    """True when all ``elems`` (at least one) are equal once slimmed (absent ones count as None)."""
+    # list.count compares in C, identity first. Elements equal as given are equal slimmed too; only unequal
+    # ones (rare: the tag varies) need slimming, which may make them equal (odd members, bulk data).
+    if elems.count(elems[0]) == len(elems):
+        return True
+    slim = [slim_element(e) for e in elems]
+    return slim.count(slim[0]) == len(slim)
+
+
 def _uniform(insts: Sequence[jm.Dataset], tag: str) -> bool:
     """True when every instance has the same element for ``tag`` (or none): one read then suffices."""
-    if len(insts) < 2:
-        return True
-    elem = insts[0].get(tag)
-    return all(ds.get(tag) == elem for ds in insts[1:])
+    return len(insts) < 2 or same_elements([ds.get(tag) for ds in insts])
 
 
 def distinct_elements(insts: Sequence[jm.Dataset], tag: str) -> list[Any]:
-    """The distinct elements of ``tag`` over ``insts`` (absent ones skipped), first-seen order."""
-    out: list[Any] = []
+    """The distinct slim elements of ``tag`` over ``insts`` (absent ones skipped), first-seen order."""
+    given: list[Any] = []
     for ds in insts:
         elem = ds.get(tag)
-        if elem is not None and elem not in out:
-            out.append(elem)
+        if elem is not None and elem not in given:
+            given.append(elem)
+    # elements equal as given are equal slimmed: slimming the distinct ones keeps the first of each
+    out: list[Any] = []
+    for elem in given:
+        slim = slim_element(elem)
+        if slim is not None and slim not in out:
+            out.append(slim)
     return out
 
 
@@ -72,7 +95,17 @@ class StudyContext:
             ),
             self.warnings,
         )
+        # bundle._context replaces it with the slim first instance when an id_function will look
         self.view = DatasetView(self.instances[0])
+
+    def uniform(self, *tags: str) -> bool:
+        """True when every instance of the study has the same element (or none) for each of ``tags``."""
+        return all(_uniform(self.instances, tag) for tag in tags)
+
+    def representatives(self, insts: Sequence[jm.Dataset], tag: str) -> Sequence[jm.Dataset]:
+        """``insts[:1]`` when all ``insts`` agree on ``tag`` (a consensus of one value is that value), else
+        ``insts``: what a consensus over ``tag`` needs to read."""
+        return insts[:1] if _uniform(insts, tag) else insts
 
     def text(self, insts: Sequence[jm.Dataset], tag: str, name: str) -> str | None:
         """Consensus of the first value of ``tag`` (stripped string)."""
@@ -97,9 +130,18 @@ class StudyContext:
         parser: Callable[[str], P | None],
     ) -> P | None:
         """Consensus of the parsed first value; unparseable values are dropped with a warning."""
+        if _uniform(insts, tag):
+            # the usual case, without the list and the consensus: one value agrees with itself
+            raw = jm.first(insts[0], tag) if insts else None
+            if raw is None:
+                return None
+            parsed = parser(raw)
+            if parsed is None:
+                self.warnings.add(f"{tag_label(name, tag)}: invalid value dropped")
+            return parsed
         out: list[Any] = []
         bad = False
-        for ds in insts[:1] if _uniform(insts, tag) else insts:
+        for ds in insts:
             raw = jm.first(ds, tag)
             if raw is None:
                 continue

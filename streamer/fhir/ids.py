@@ -15,6 +15,7 @@ Bundle use that fullUrl; the server resolves it to ``Type/id`` from the entry's 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -25,12 +26,21 @@ from streamer.fhir.options import MappingOptions
 
 NAMESPACE = uuid.UUID("6f1c2b0e-3d6a-5b9e-9a51-2f3c8e7d4a10")
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def uuid5(*parts: str) -> str:
-    """UUIDv5 over ``parts`` joined with a separator that cannot occur in DICOM UIDs or keys (``\\x1f``)."""
-    return str(uuid.uuid5(NAMESPACE, "\x1f".join(parts)))
+    """UUIDv5 over ``parts`` joined with a separator that cannot occur in DICOM UIDs or keys (``\\x1f``).
+
+    Same value as ``str(uuid.uuid5(NAMESPACE, name))`` (RFC 9562 §5.5: SHA-1 of namespace + name, version and
+    variant bits set), in a third of the time: no ``uuid.UUID`` object is built (several per Bundle).
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # variant (RFC 9562)
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_fhir_id(value: object) -> bool:

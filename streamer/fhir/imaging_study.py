@@ -34,7 +34,7 @@ from streamer.fhir.common import (
     entity_system,
     person_display,
 )
-from streamer.fhir.context import StudyContext, distinct_elements, tag_label
+from streamer.fhir.context import StudyContext, distinct_elements, slim_element, tag_label
 
 _UINT_MAX = 2_147_483_647
 _PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -126,11 +126,16 @@ def _reason_codes(ctx: StudyContext) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     containers: list[jm.Dataset] = []
-    seen_elements: list[Any] = []
+    seen_given: list[list[Any]] = []
+    seen_elements: list[list[Any]] = []
     for ds in ctx.instances:
-        elements = [ds.get(tag) for tag in _REASON_TAGS]
-        if elements in seen_elements:
+        given = [ds.get(tag) for tag in _REASON_TAGS]
+        if given in seen_given:
             continue  # the usual case: every instance carries the same request data
+        seen_given.append(given)
+        elements = [slim_element(e) for e in given]  # equal elements as slimmed count as the same
+        if elements in seen_elements:
+            continue
         seen_elements.append(elements)
         containers.append(ds)
         containers.extend(jm.items(ds, t.RequestAttributesSequence))

@@ -169,15 +169,16 @@ def patient_id(ctx: StudyContext) -> tuple[str, tuple[str, str] | None]:
 def build_patient(ctx: StudyContext, rid: str, key: tuple[str, str] | None) -> dict[str, Any]:
     """The Patient resource dict."""
     insts = ctx.instances
-    if key is not None:
-        # patient attributes come from the instances carrying the winning PatientID/issuer
+    if key is not None and not ctx.uniform(t.PatientID, t.IssuerOfPatientID):
+        # patient attributes come from the instances carrying the winning PatientID/issuer (when the elements
+        # agree, that is every instance)
         insts = [ds for ds in ctx.instances if patient_key(ds) == key] or ctx.instances
     patient: dict[str, Any] = {"resourceType": "Patient", "id": rid}
     extensions: list[dict[str, Any]] = []
     maiden = consensus(
         [
             tuple(g.get("Alphabetic", "") for g in jm.person_names(ds, t.PatientMotherBirthName))
-            for ds in insts
+            for ds in ctx.representatives(insts, t.PatientMotherBirthName)
         ],
         tag_label("PatientMotherBirthName", t.PatientMotherBirthName),
         ctx.warnings,
@@ -208,7 +209,7 @@ def build_patient(ctx: StudyContext, rid: str, key: tuple[str, str] | None) -> d
     names = consensus(
         [
             tuple(tuple(sorted(g.items())) for g in jm.person_names(ds, t.PatientName))
-            for ds in insts
+            for ds in ctx.representatives(insts, t.PatientName)
         ],
         tag_label("PatientName", t.PatientName),
         ctx.warnings,
@@ -223,7 +224,7 @@ def build_patient(ctx: StudyContext, rid: str, key: tuple[str, str] | None) -> d
     ]
     if telecom:
         patient["telecom"] = telecom
-    present = [ds for ds in insts if t.PatientSex in ds]
+    present = [ds for ds in insts if jm.has(ds, t.PatientSex)]
     if present:
         sex = ctx.text(present, t.PatientSex, "PatientSex")
         patient["gender"] = _GENDER.get((sex or "").upper(), "unknown")
