@@ -112,13 +112,25 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {d.side: {"scenarios": {}} for d in sides}
     for key in args.scenarios.split(","):
         sc = workload.SCENARIOS[key]
-        digests = {d.side: d.ask("load", key, args.seed)["workload_sha256"] for d in sides}
-        if len(set(digests.values())) != 1:
-            sys.exit(f"workload differs between the two processes for scenario {key}: {digests}")
+
+        def load(seed: int, key: str = key) -> str:
+            digests = {d.side: d.ask("load", key, seed)["workload_sha256"] for d in sides}
+            if len(set(digests.values())) != 1:
+                sys.exit(
+                    f"workload differs between the two processes for scenario {key}: {digests}"
+                )
+            return next(iter(digests.values()))
+
+        # Warm up on a workload of its own; every timed pass then converts studies neither side has
+        # seen (fresh UIDs, patients, dates), so no cache of ours is warm with the timed values.
+        load(args.seed - 1)
         for d in sides:
             d.ask("warmup", key)
         runs: dict[str, list[dict[str, Any]]] = {d.side: [] for d in sides}
+        digests: dict[str, str] = {}
         for r in range(args.repeat):
+            digest = load(args.seed + r)
+            digests = {d.side: digest for d in sides}
             for d in sides if r % 2 == 0 else sides[::-1]:
                 runs[d.side].append(d.ask("pass", key))
             print(f"  {key} pass {r + 1}/{args.repeat}", file=sys.stderr, flush=True)
@@ -183,7 +195,8 @@ def render(seed: dict[str, Any], ours: dict[str, Any], machine: dict[str, Any]) 
     lines += [
         "",
         f"Median of {seed['repeat']} timed passes per side (alternating seed/streamer) after one "
-        "untimed warm-up; workload seed "
+        "untimed warm-up on its own workload; each pass converts a new workload (seed + pass number) "
+        "that neither side has seen; workload seed "
         f"{seed['seed']}; workload sha256 identical on both sides; streamer profile "
         f"`{ours['profile']}` (the seed always adds its MII extensions).",
         f"Machine: {machine['nproc']} CPUs usable ({machine['cpu']}), {machine['platform']}, "
