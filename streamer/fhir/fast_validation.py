@@ -131,6 +131,21 @@ def field_map(cls: type[BaseModel]) -> dict[str, _FieldSpec]:
     return fmap
 
 
+def _poly_class(
+    target: Any, node: dict[str, Any], node_model: Any, learning: bool
+) -> type[BaseModel] | None:
+    """The model class fhir_core dispatches ``node`` to by its ``resourceType`` (None: unknown/odd).
+
+    While learning, the class is taken from the validated model ``node_model``.
+    """
+    rtype = node.get("resourceType", _MISSING)
+    if not (rtype is _MISSING or type(rtype) is str):
+        return None
+    if learning and isinstance(node_model, FHIRAbstractModel):
+        _poly[(target, rtype)] = type(node_model)
+    return _poly.get((target, rtype))
+
+
 def _walk(
     cls: type[BaseModel], node: dict[str, Any], leaves: list[tuple[int, Any]], model: Any
 ) -> bool:
@@ -158,17 +173,11 @@ def _walk(
             continue
         sub = model.__dict__.get(name) if model is not None else None
         if vtype is dict:
-            child_cls = target
-            if kind == _POLY:
-                rtype = value.get("resourceType", _MISSING)
-                if not (rtype is _MISSING or type(rtype) is str):
-                    return False
-                if model is not None and isinstance(sub, FHIRAbstractModel):
-                    _poly[(target, rtype)] = type(sub)
-                found = _poly.get((target, rtype))
-                if found is None:
-                    return False
-                child_cls = found
+            child_cls = (
+                _poly_class(target, value, sub, model is not None) if kind == _POLY else target
+            )
+            if child_cls is None:
+                return False
             if model is not None and type(sub) is not child_cls:
                 return False
             if not _walk(child_cls, value, leaves, sub):
@@ -187,18 +196,14 @@ def _walk(
                     continue
                 if itype is not dict:
                     return False
-                child_cls = target
                 item_model = sub[i] if sub is not None else None
-                if kind == _POLY:
-                    rtype = item.get("resourceType", _MISSING)
-                    if not (rtype is _MISSING or type(rtype) is str):
-                        return False
-                    if model is not None and isinstance(item_model, FHIRAbstractModel):
-                        _poly[(target, rtype)] = type(item_model)
-                    found = _poly.get((target, rtype))
-                    if found is None:
-                        return False
-                    child_cls = found
+                child_cls = (
+                    _poly_class(target, item, item_model, model is not None)
+                    if kind == _POLY
+                    else target
+                )
+                if child_cls is None:
+                    return False
                 if model is not None and type(item_model) is not child_cls:
                     return False
                 if not _walk(child_cls, item, leaves, item_model):
