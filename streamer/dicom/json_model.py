@@ -18,6 +18,7 @@ Dataset = Mapping[str, Any]
 _HEX = frozenset("0123456789ABCDEF")
 _ELEMENT_KEYS = frozenset({"vr", "Value"})
 _EMPTY: list[Any] = []
+_NORMAL_DEPTH = 16  # sequence nesting ``_normal_sequence`` checks; real datasets nest a few levels
 
 
 def normalize(ds: Dataset, keep: frozenset[str] | None = None) -> dict[str, Any]:
@@ -69,14 +70,43 @@ def normalize(ds: Dataset, keep: frozenset[str] | None = None) -> dict[str, Any]
 
 def normalize_element(elem: object, keep: frozenset[str] | None = None) -> dict[str, Any] | None:
     """One element as ``normalize`` stores it: a plain element is returned itself, another object is rebuilt
-    (sequence items normalized with ``keep``); None for a non-object, which ``normalize`` drops."""
+    (sequence items normalized with ``keep``); None for a non-object, which ``normalize`` drops. With ``keep``,
+    a sequence already in that form is returned itself too (``normalize`` would store an equal copy)."""
     if elem is None:
         return None
     if isinstance(elem, dict) and _plain(elem):
         return elem
+    if keep is not None and elem.__class__ is dict and _normal_sequence(elem, keep):
+        return elem  # rebuilding would give an equal copy (same keys, same order)
     if isinstance(elem, Mapping):
         return _rebuilt(elem, keep)
     return None
+
+
+def _normal_sequence(elem: dict[str, Any], keep: frozenset[str], depth: int = 0) -> bool:
+    """True when ``elem`` is a sequence that ``_rebuilt(elem, keep)`` would copy unchanged, key order included:
+    ``{"vr": "SQ"[, "Value": [...]]}`` whose items are dicts holding only ``keep`` tags, each element plain or
+    such a sequence itself. Checking is cheaper than rebuilding, and sequences are usually in this form.
+
+    Nesting deeper than ``_NORMAL_DEPTH`` answers False: such input is rebuilt as before, so it fails (or not)
+    with the RecursionError it always did."""
+    if depth > _NORMAL_DEPTH:
+        return False
+    keys = tuple(elem)
+    if keys != ("vr", "Value") and keys != ("vr",):
+        return False
+    if elem["vr"] != "SQ":
+        return False
+    value = elem.get("Value", _EMPTY)
+    if value.__class__ is not list:
+        return False
+    for item in value:
+        if item.__class__ is not dict or not item.keys() <= keep:
+            return False
+        for e in item.values():
+            if e.__class__ is not dict or not (_plain(e) or _normal_sequence(e, keep, depth + 1)):
+                return False
+    return True
 
 
 def _plain(elem: dict[str, Any]) -> bool:
@@ -149,7 +179,14 @@ def strings(ds: Dataset, tag: str) -> list[str]:
 
 def first(ds: Dataset, tag: str) -> str | None:
     """The first non-empty value as a stripped string, or None."""
-    for v in raw_values(ds, tag):
+    # ``raw_values`` inlined: the most called accessor (some 70 times per study)
+    elem = ds.get(tag)
+    if elem is None or (elem.__class__ is not dict and not isinstance(elem, Mapping)):
+        return None
+    values = elem.get("Value")
+    if values.__class__ is not list and not isinstance(values, list):
+        return None
+    for v in values:
         s = (v.strip(_BLANK) or None) if v.__class__ is str else _as_text(v)  # as in ``strings``
         if s is not None:
             return s

@@ -50,7 +50,16 @@ def same_elements(elems: list[Any]) -> bool:
 
 def _uniform(insts: Sequence[jm.Dataset], tag: str) -> bool:
     """True when every instance has the same element for ``tag`` (or none): one read then suffices."""
-    return len(insts) < 2 or same_elements([ds.get(tag) for ds in insts])
+    if len(insts) < 2:
+        return True
+    # ``same_elements``' first test (as ``list.count`` compares: identity, then ==) without building the
+    # list: called some 50 times per study, and the elements nearly always agree
+    elem = insts[0].get(tag)
+    for ds in insts:
+        other = ds.get(tag)
+        if other is not elem and not other == elem:  # noqa: SIM201 - the test list.count makes
+            return same_elements([ds.get(tag) for ds in insts])
+    return True
 
 
 def distinct_elements(insts: Sequence[jm.Dataset], tag: str) -> list[Any]:

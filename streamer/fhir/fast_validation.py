@@ -167,7 +167,7 @@ def _walk(
         kind, name, target = spec
         if kind == _PRIM:
             add((key, vtype))
-            if (vtype is str or vtype is int) and _values.get((target, vtype, value)) is True:
+            if (vtype is str or vtype is int) and (target, vtype, value) in _values:
                 continue  # a value already proven valid for this field type
             leaves.append((target, value))
             continue
@@ -262,7 +262,9 @@ def _values_ok(leaves: list[tuple[int, Any]]) -> bool:
     """True iff every (validator, value) passes; values not seen before are checked in one call per
     validator (``list[T]`` validates each item exactly as ``T``), and only passing values are remembered."""
     pending: dict[int, list[Any]] = {}
-    new_keys: list[Any] = []
+    # new, or promoted from the old generation; a value met again in the same Bundle (a fullUrl and the
+    # references to it) is checked once
+    new_keys: dict[Any, bool] = {}
     young, old = _values, _values_old
     for vid, value in leaves:
         if type(value) is str and len(value) <= _MAX_CACHED_STR:
@@ -270,9 +272,9 @@ def _values_ok(leaves: list[tuple[int, Any]]) -> bool:
         else:
             key = _value_key(vid, value)
         if key is not None:
-            if key in young:
+            if key in young or key in new_keys:
                 continue
-            new_keys.append(key)  # new, or promoted from the old generation
+            new_keys[key] = True
             if key in old:
                 continue
         values = pending.get(vid)
@@ -286,7 +288,7 @@ def _values_ok(leaves: list[tuple[int, Any]]) -> bool:
         except Exception:  # noqa: BLE001 - ValidationError or anything odd: full validation decides
             return False
     if new_keys:
-        _remember_values(new_keys)
+        _remember_values(list(new_keys))
     return True
 
 

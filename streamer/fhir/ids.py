@@ -27,6 +27,8 @@ from streamer.fhir.options import MappingOptions
 NAMESPACE = uuid.UUID("6f1c2b0e-3d6a-5b9e-9a51-2f3c8e7d4a10")
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _NAMESPACE_BYTES = NAMESPACE.bytes
+# a hex digit with its two high bits set to the RFC 9562 variant ``10``
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -36,11 +38,9 @@ def uuid5(*parts: str) -> str:
     Same value as ``str(uuid.uuid5(NAMESPACE, name))`` (RFC 9562 §5.5: SHA-1 of namespace + name, version and
     variant bits set), in a third of the time: no ``uuid.UUID`` object is built (several per Bundle).
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # variant (RFC 9562)
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).hexdigest()
+    # on the hex digits: version nibble 5 (digit 12), variant bits 10 (digit 16, table below)
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def is_fhir_id(value: object) -> bool:
