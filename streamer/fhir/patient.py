@@ -118,6 +118,15 @@ def _address(raw: str | None, region: str | None, country: str | None) -> dict[s
     return addr or None
 
 
+def _identify(ident: dict[str, Any], value: str, system: str | None, issuer: str | None) -> None:
+    """Fill an Identifier's system, value and assigner, in that (serialized) order."""
+    if system:
+        ident["system"] = system
+    ident["value"] = value
+    if issuer:
+        ident["assigner"] = {"display": issuer}
+
+
 def _other_ids(ctx: StudyContext, main: tuple[str, str] | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = {main} if main else set()
@@ -132,11 +141,7 @@ def _other_ids(ctx: StudyContext, main: tuple[str, str] | None) -> list[dict[str
         kind = clean_text(jm.first(item, t.TypeOfPatientID))
         if kind:
             ident["type"] = {"text": kind}
-        if system:
-            ident["system"] = system
-        ident["value"] = key[0]
-        if issuer:
-            ident["assigner"] = {"display": issuer}
+        _identify(ident, key[0], system, issuer)
         out.append(ident)
     for value in jm.strings(ds, t.OtherPatientIDs):
         text = clean_text(value)
@@ -197,11 +202,7 @@ def build_patient(ctx: StudyContext, rid: str, key: tuple[str, str] | None) -> d
             "use": "usual",
             "type": concept(V2_0203, "MR", "Medical record number"),
         }
-        if system:
-            ident["system"] = system
-        ident["value"] = key[0]
-        if issuer:
-            ident["assigner"] = {"display": issuer}
+        _identify(ident, key[0], system, issuer)
         identifiers.append(ident)
     identifiers.extend(_other_ids(ctx, key))
     if identifiers:
