@@ -27,7 +27,7 @@ lint: $(STAMP)
 ## java and mvn exist, else Tansu), then the broker tests again on Tansu.
 test: lint
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
-		$(BIN)/python -m streamer.local_broker fetch-kafka; fi
+		$(BIN)/python -m streamer.devbroker fetch-kafka; fi
 	$(BIN)/python -m pytest
 	STREAMER_TEST_BROKER=tansu $(BIN)/python -m pytest -m "kafka and not real_kafka"
 

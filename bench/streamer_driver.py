@@ -19,7 +19,8 @@ import orjson
 import workload
 
 import streamer
-from streamer.fhir import MappingOptions, build_study_bundle, bundle_json, slim_instance
+from streamer.dicom.instance import slim_instance
+from streamer.fhir import MappingOptions, build_study_bundle, bundle_json
 
 BENCH = Path(__file__).resolve().parent
 

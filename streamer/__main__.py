@@ -1,19 +1,11 @@
-"""`python -m streamer [run|publish|convert|demo]`."""
+"""`python -m streamer [run|publish|convert|demo]`: picks the command's module in `streamer.cli`."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from streamer.config import Settings, load_settings, unknown_env_vars
 from streamer.errors import ConfigError
-from streamer.log import configure_logging
-
-log = logging.getLogger("streamer")
 
 USAGE = """usage: python -m streamer [COMMAND] [ARGS]
 
@@ -25,74 +17,48 @@ commands:
   demo                 start a local broker, the streamer and sample studies; print the Bundles
 """
 
+Command = Callable[[Sequence[str]], int]
 
-async def run(settings: Settings) -> int:
-    """Run the stream processor until SIGTERM/SIGINT."""
-    from streamer.app import Processor
-    from streamer.kafka.admin import ensure_topics
-    from streamer.kafka.consumer import KafkaSource
-    from streamer.kafka.producer import KafkaSink
 
-    counts = await ensure_topics(settings)
-    log.info(
-        "starting",
-        extra={
-            "input_topic": settings.input_topic,
-            "output_topic": settings.output_topic,
-            "dlq_topic": settings.dlq_topic,
-            "group_id": settings.group_id,
-            "partitions": counts.get(settings.input_topic),
-        },
-    )
-    processor = Processor(settings, KafkaSource(settings), KafkaSink(settings))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, processor.stop)
-    await processor.run()
-    return 0
+def _command(name: str) -> Command | None:
+    """The command's ``main``, imported only when chosen (``run`` never loads the tools)."""
+    if name == "run":
+        from streamer.cli.run import main as run_main
+
+        return run_main
+    if name == "publish":
+        from streamer.cli.publish import main as publish_main
+
+        return publish_main
+    if name == "convert":
+        from streamer.cli.convert import main as convert_main
+
+        return convert_main
+    if name == "demo":
+        from streamer.cli.demo import main as demo_main
+
+        return demo_main
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch the subcommand; settings errors exit 2 with a message naming the setting."""
     args = list(sys.argv[1:] if argv is None else argv)
-    command = args.pop(0) if args and not args[0].startswith("-") else "run"
-    if command in {"-h", "--help", "help"} or (
-        command == "run" and args[:1] in (["-h"], ["--help"])
-    ):
+    name = args.pop(0) if args and not args[0].startswith("-") else "run"
+    if name in {"-h", "--help", "help"} or (name == "run" and args[:1] in (["-h"], ["--help"])):
         print(USAGE)  # noqa: T201
         return 0
     try:
-        if command in {"publish", "convert", "demo"}:
+        command = _command(name)
+        if command is None:
+            print(f"unknown command {name!r}\n\n{USAGE}", file=sys.stderr)  # noqa: T201
+            return 2
+        if name != "run":
             from streamer.dicom.files import quiet_pydicom
 
+            # The tools read files from disk: pydicom must not print their odd values.
             quiet_pydicom()
-        if command == "publish":
-            from streamer.publish import main as publish_main
-
-            configure_logging(os.environ.get("STREAMER_LOG_LEVEL", "WARNING").upper(), "text")
-            return publish_main(args)
-        if command == "convert":
-            from streamer.convert import main as convert_main
-
-            return convert_main(args)
-        if command == "demo":
-            from streamer.demo import main as demo_main
-
-            return demo_main(args)
-        if command != "run":
-            print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)  # noqa: T201
-            return 2
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format)
-        for name in unknown_env_vars(dict(os.environ)):
-            log.warning("unknown setting ignored", extra={"variable": name})
-        try:
-            return asyncio.run(run(settings))
-        except ConfigError:
-            raise
-        except Exception:  # exit non-zero so the orchestrator restarts us; nothing was committed past un-acked output
-            log.exception("fatal error, exiting")
-            return 1
+        return command(args)
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)  # noqa: T201
         return 2

@@ -60,14 +60,9 @@ from fhir.resources.R4B.bundle import Bundle
 from pydicom.dataset import Dataset
 
 from streamer.dicom.files import SKIP_DICOMDIR, dataset_to_json, list_files, read_file
+from streamer.dicom.instance import check_instance, slim_instance
 from streamer.errors import InvalidInstanceError, InvalidMessageError, MappingError
-from streamer.fhir import (
-    BundleResult,
-    build_bundle,
-    build_study_bundle,
-    check_instance,
-    slim_instance,
-)
+from streamer.fhir import BundleResult, build_bundle, build_study_bundle
 from streamer.fhir.options import MappingOptions
 from streamer.library_config import LibraryConfig, parse_config
 

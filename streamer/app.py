@@ -1,8 +1,9 @@
-"""The processing loop: poll -> decode -> aggregate -> close due studies -> publish -> commit.
+"""The processing loop: poll -> decode -> aggregate -> close due studies -> publish -> checkpoint.
 
 One task does everything, under one lock that the rebalance callbacks also take, so record
-handling, timers, publishing and offset bookkeeping never interleave (the Flink/Quix "lane").
-Offsets are committed only after every Bundle and dead letter they depend on is acknowledged.
+handling, timers, publishing and checkpoints never interleave. Study state lives in a store per
+partition backed by a changelog topic (``partitions.py``); offsets are committed only after every
+Bundle, dead letter and changelog record they depend on is acknowledged.
 """
 
 from __future__ import annotations
@@ -10,37 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streamer.aggregate import CloseReason, PartitionState, Study
+from streamer.aggregate import CloseReason, PartitionState, StudyRecord
 from streamer.config import Settings
-from streamer.errors import InvalidMessageError, MappingError
+from streamer.errors import InvalidMessageError, MappingError, RecordTooLargeError
 from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
 from streamer.messages import Instance, decode
-from streamer.ports import Headers, InputRecord, Sink, Source
+from streamer.metrics import Count, Metrics
+from streamer.outbox import Outbox
+from streamer.partitions import OpenStore, Partitions
+from streamer.ports import ChangelogReader, Headers, InputRecord, Sink, Source
 
 log = logging.getLogger(__name__)
 
 BUNDLE_CONTENT_TYPE = b"application/fhir+json"
 _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per partition
 _MAX_ERROR_MESSAGE = 1000  # header size stays small; the class name says the rest
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A send awaiting its broker ack, with what to do if the broker refuses it for good."""
-
-    future: asyncio.Future[object]
-    what: str  # "bundle" or "dead-letter"
-    partition: int
-    study_uid: str | None
-    first_offset: int
+# A checkpoint also runs when this many changes are staged, so memory stays bounded under load.
+_MAX_DIRTY_KEYS = 20_000
+# Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane.
+_EXPIRE_PER_ROUND = 50
 
 
 def build_study(
@@ -72,6 +67,8 @@ class Processor:
         settings: Settings,
         source: Source,
         sink: Sink,
+        changelog: ChangelogReader,
+        open_store: OpenStore,
         *,
         clock: Callable[[], float] = time.time,
         executor: ThreadPoolExecutor | None = None,
@@ -83,17 +80,15 @@ class Processor:
         self._clock = clock
         # Bundle building is CPU work; a thread keeps the loop (and the group heartbeats) responsive.
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle")
-        self._partitions: dict[int, PartitionState] = {}
-        self._committed: dict[int, int] = {}
-        self._pending: list[_Pending] = []
+        # Every send waits here for its ack; a lost output record makes it fail for good.
+        self._outbox = Outbox(sink)
+        self._partitions = Partitions(settings, source, self._outbox, changelog, open_store, clock)
         self._lock = asyncio.Lock()
-        # An output send the broker refused: nothing may be committed after it; the loop exits with it.
-        self._fatal: BaseException | None = None
         self._stopping = asyncio.Event()
         self._last_commit = clock()
         self._last_status = clock()
-        self.stats: Counter[str] = Counter()
-        self.assigned = asyncio.Event()  # set once the first assignment arrived (readiness)
+        self.metrics = Metrics()
+        self.assigned = asyncio.Event()  # set once the first assignment arrived
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -107,7 +102,7 @@ class Processor:
         try:
             while not self._stopping.is_set():
                 await self.step()
-            await asyncio.wait_for(self._shutdown(), self._settings.shutdown_timeout_seconds)
+            await asyncio.wait_for(self.shutdown(), self._settings.shutdown_timeout_seconds)
         finally:
             await self.close()
 
@@ -121,9 +116,9 @@ class Processor:
             raise
 
     async def step(self) -> None:
-        """One round: poll, handle records, close due studies, commit when due."""
-        if self._fatal is not None:
-            raise self._fatal
+        """One round: poll, handle records, close due studies, checkpoint when due."""
+        self._outbox.check()
+        self._partitions.check()
         batch = await self._source.poll(
             self._settings.timer_interval_seconds, self._settings.max_poll_records
         )
@@ -131,61 +126,70 @@ class Processor:
             await self._handle_batch(batch)
             closed = await self._close_due()
             interval = self._settings.commit_interval_seconds
-            if closed or self._clock() - self._last_commit >= interval:
-                await self._commit()
+            if (
+                closed
+                or self._clock() - self._last_commit >= interval
+                or self._partitions.dirty_size() >= _MAX_DIRTY_KEYS
+            ):
+                await self._checkpoint()
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
                 self._last_status = self._clock()
                 log.info("status", extra=self.snapshot())
 
     async def close(self) -> None:
-        """Leave the group and stop the producer (no flushing: see stop())."""
+        """Close the stores, leave the group and stop the producer (no flushing: see stop())."""
         try:
+            async with self._lock:
+                await self._partitions.close_stores()
             await self._source.stop()
         finally:
             await self._sink.stop()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Publish what is due, wait for every ack and checkpoint (run() calls it after stop())."""
         async with self._lock:
             await self._close_due()
-            await self._commit()
-        log.info("stopped", extra={"stats": dict(self.stats)})
+            await self._checkpoint()
+        log.info("stopped", extra={"stats": self.metrics.snapshot()})
+
+    async def wait_ready(self) -> None:
+        """Wait until the current assignment is restored (raises a restore failure)."""
+        await self.assigned.wait()
+        await self._partitions.wait_restored()
+
+    @property
+    def ready(self) -> bool:
+        """Partitions are assigned and every one of them is restored."""
+        return self.assigned.is_set() and not self._partitions.restoring
 
     # ---- rebalance -------------------------------------------------------------------------
 
     async def _on_assigned(self, partitions: set[int]) -> None:
         async with self._lock:
-            for p in partitions:
-                if p not in self._partitions:
-                    # Fresh state; the consumer resumes at the committed offset, so replay rebuilds it.
-                    self._partitions[p] = PartitionState(
-                        partition=p,
-                        timeout_ms=int(self._settings.study_timeout_seconds * 1000),
-                        reopen_window_ms=int(self._settings.reopen_window_seconds * 1000),
-                    )
+            self._partitions.assign(partitions)
             log.info("partitions assigned", extra={"partitions": sorted(partitions)})
             self.assigned.set()
 
     async def _on_revoked(self, partitions: set[int]) -> None:
         async with self._lock:
-            await self._commit(only=partitions)
-            for p in partitions:
-                self._partitions.pop(p, None)
-                self._committed.pop(p, None)
+            await self._partitions.revoke(partitions)
             log.info("partitions revoked", extra={"partitions": sorted(partitions)})
 
     # ---- records ---------------------------------------------------------------------------
 
     async def _handle_batch(self, batch: dict[int, list[InputRecord]]) -> None:
+        ready = self._partitions.ready()
         for partition, records in batch.items():
-            state = self._partitions.get(partition)
+            state = ready.get(partition)
             if state is None:
-                continue  # revoked while the batch was in flight; the new owner reads it again
+                # Not ours, or still restoring (then it is re-read from the committed offset).
+                continue
             for record in records:
                 await self._handle_record(state, record)
 
     async def _handle_record(self, state: PartitionState, record: InputRecord) -> None:
-        self.stats["records"] += 1
+        self.metrics.inc(Count.RECORDS)
         try:
             message = decode(record.key, record.value)
             if isinstance(message, Instance):
@@ -197,7 +201,7 @@ class Processor:
             await self._dead_letter_record(record, exc)
             return
         if result.reopened:
-            self.stats["reopened_studies"] += 1
+            self.metrics.inc(Count.REOPENED_STUDIES)
             log.info(
                 "late instance reopened study",
                 extra={
@@ -207,11 +211,11 @@ class Processor:
                 },
             )
         elif result.duplicate:
-            self.stats["duplicates"] += 1
+            self.metrics.inc(Count.DUPLICATES)
 
     async def _dead_letter_record(self, record: InputRecord, exc: InvalidMessageError) -> None:
         error_type = type(exc).__name__
-        self.stats["dead_letters"] += 1
+        self.metrics.inc(Count.DEAD_LETTERS)
         log.warning(
             "record sent to dead-letter topic",
             extra={
@@ -224,45 +228,51 @@ class Processor:
         headers = dead_letter_headers(
             error_type, str(exc), self._source.topic, record.partition, record.offset
         )
-        future = await self._sink.send(self._settings.dlq_topic, record.key, record.value, headers)
-        self._pending.append(_Pending(future, "dead-letter", record.partition, None, record.offset))
+        await self._outbox.send(self._settings.dlq_topic, record.key, record.value, headers)
 
     # ---- closing and publishing --------------------------------------------------------------
 
-    def _now_ms(self, partition: int) -> int:
-        """Wall clock once the partition is caught up; its stream time while replaying a backlog.
+    def _now_ms(self, partition: int, state: PartitionState) -> int:
+        """Wall clock once the partition is caught up; its stream time while reading a backlog.
 
         While behind, the next records may still belong to an open study, so only the record
         timestamps read so far may move its deadline (no mass closing after an outage).
         """
         if self._source.caught_up(partition):
             return int(self._clock() * 1000)
-        return self._partitions[partition].stream_time_ms
+        return state.stream_time_ms
 
     async def _close_due(self) -> int:
         closed = 0
-        for partition, state in list(self._partitions.items()):
-            now = self._now_ms(partition)
-            for study, reason in list(state.due(now)):
-                if not study.instances:
+        for partition, state in self._partitions.ready().items():
+            now = self._now_ms(partition, state)
+            for uid, reason in state.due(now):
+                record = state.study(uid)
+                if record is None:
+                    continue
+                if record.instance_count == 0:
                     log.warning(
                         "end-of-study marker without instances timed out",
-                        extra={"study_uid": study.uid, "partition": partition},
+                        extra={"study_uid": uid, "partition": partition},
                     )
-                    state.drop_empty(study)
+                    state.drop_empty(uid)
                     continue
-                await self._publish(partition, study, reason)
-                state.close(study, now)
+                await self._publish(partition, state, record, reason)
+                state.close(uid, now, reason)
                 closed += 1
-            for uid in state.expire(now):
-                log.debug(
-                    "closed study forgotten", extra={"study_uid": uid, "partition": partition}
-                )
+            if self._source.caught_up(partition):
+                for uid in state.expire(now, _EXPIRE_PER_ROUND):
+                    log.info(
+                        "closed study past retention removed",
+                        extra={"study_uid": uid, "partition": partition},
+                    )
         return closed
 
-    async def _publish(self, partition: int, study: Study, reason: CloseReason) -> None:
+    async def _publish(
+        self, partition: int, state: PartitionState, study: StudyRecord, reason: CloseReason
+    ) -> None:
         loop = asyncio.get_running_loop()
-        slim = tuple(study.instances.values())
+        slim = tuple(state.instances(study.uid))
         try:
             result, payload = await loop.run_in_executor(
                 self._executor, build_study, slim, self._options
@@ -280,17 +290,22 @@ class Processor:
             ("content-type", BUNDLE_CONTENT_TYPE),
             ("close-reason", reason.value.encode()),
         ]
-        try:
-            future = await self._sink.send(
-                self._settings.output_topic, study.uid.encode(), payload, headers
-            )
-        except Exception as exc:
-            if not _is_permanent_send_error(exc):
-                raise
+
+        async def too_large(exc: RecordTooLargeError) -> None:
             await self._dead_letter_study(partition, study, exc)
-            return
-        self._pending.append(_Pending(future, "bundle", partition, study.uid, study.first_offset))
-        self.stats[f"studies_closed_{reason.value}"] += 1
+
+        await self._outbox.send(
+            self._settings.output_topic,
+            study.uid.encode(),
+            payload,
+            headers,
+            on_too_large=too_large,
+        )
+        self.metrics.inc(
+            Count.STUDIES_CLOSED_MARKER
+            if reason is CloseReason.MARKER
+            else Count.STUDIES_CLOSED_TIMEOUT
+        )
         log.info(
             "study published",
             extra={
@@ -307,9 +322,11 @@ class Processor:
         for warning in result.warnings:
             log.info("mapping warning", extra={"study_uid": study.uid, "warning": warning})
 
-    async def _dead_letter_study(self, partition: int, study: Study, exc: BaseException) -> None:
+    async def _dead_letter_study(
+        self, partition: int, study: StudyRecord, exc: BaseException
+    ) -> None:
         """A study that cannot be published: one DLQ record with its UID and the reason."""
-        self.stats["dead_letter_studies"] += 1
+        self.metrics.inc(Count.DEAD_LETTER_STUDIES)
         log.error(
             "study sent to dead-letter topic",
             extra={
@@ -321,78 +338,39 @@ class Processor:
         value = orjson.dumps(
             {
                 "study_instance_uid": study.uid,
-                "instances": len(study.instances),
+                "instances": study.instance_count,
                 "error": str(exc)[:_MAX_ERROR_MESSAGE],
             }
         )
         headers = dead_letter_headers(
             type(exc).__name__, str(exc), self._source.topic, partition, study.first_offset
         )
-        future = await self._sink.send(self._settings.dlq_topic, study.uid.encode(), value, headers)
-        self._pending.append(
-            _Pending(future, "dead-letter", partition, study.uid, study.first_offset)
-        )
+        await self._outbox.send(self._settings.dlq_topic, study.uid.encode(), value, headers)
 
-    # ---- acks and commits ------------------------------------------------------------------
+    # ---- checkpoints -----------------------------------------------------------------------
 
-    async def _drain(self) -> None:
-        """Wait for every pending send; a Bundle the broker refuses for good is dead-lettered."""
-        while self._pending:
-            pending, self._pending = self._pending, []
-            results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
-            for item, outcome in zip(pending, results, strict=True):
-                if not isinstance(outcome, BaseException):
-                    continue
-                if item.what == "bundle" and _is_permanent_send_error(outcome):
-                    state = self._partitions.get(item.partition)
-                    study = state.studies.get(item.study_uid or "") if state else None
-                    if study is not None:
-                        await self._dead_letter_study(item.partition, study, outcome)
-                        continue
-                # Anything else means the broker is not taking our output: stop without committing.
-                self._fatal = outcome
-                raise outcome
-
-    async def _commit(self, only: set[int] | None = None) -> None:
-        if self._fatal is not None:
-            raise self._fatal
-        await self._drain()
-        offsets: dict[int, int] = {}
-        for p, state in self._partitions.items():
-            if only is not None and p not in only:
-                continue
-            offset = state.commit_offset()
-            if offset is not None and offset != self._committed.get(p):
-                offsets[p] = offset
-        if offsets and await self._source.commit(offsets):
-            self._committed.update(offsets)
-            log.debug("offsets committed", extra={"offsets": offsets})
+    async def _checkpoint(self) -> None:
+        await self._partitions.checkpoint()
         self._last_commit = self._clock()
 
     # ---- introspection (tests, health) -------------------------------------------------------
 
     def open_studies(self) -> dict[int, list[str]]:
-        """Open study UIDs per partition."""
-        return {
-            p: [s.uid for s in st.studies.values() if s.is_open]
-            for p, st in self._partitions.items()
-        }
+        """Open study UIDs per restored partition."""
+        return {p: st.open_uids() for p, st in self._partitions.ready().items()}
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and per-partition state sizes (for logs and health endpoints)."""
+        lanes = self._partitions.lanes
         return {
-            "stats": dict(self.stats),
+            "stats": self.metrics.snapshot(),
             "partitions": {
                 p: {
-                    "open": st.open_count,
-                    "held": len(st.studies),
-                    "committed": self._committed.get(p),
+                    "restoring": lane.state is None,
+                    "open": lane.state.open_count if lane.state else None,
+                    "closed": lane.state.closed_count if lane.state else None,
+                    "committed": lane.committed,
                 }
-                for p, st in self._partitions.items()
+                for p, lane in lanes.items()
             },
         }
-
-
-def _is_permanent_send_error(exc: BaseException) -> bool:
-    """Errors after which resending the same record cannot succeed (size limits)."""
-    return type(exc).__name__ in {"MessageSizeTooLargeError", "RecordTooLargeError"}

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import zoneinfo
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamer.errors import ConfigError
 from streamer.fhir.options import MappingOptions
 
 ENV_PREFIX = "STREAMER_"
+
+# Accepted in any case ("info" too); logging itself wants the upper-case name.
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+    BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+]
 
 
 class Settings(BaseSettings):
@@ -50,10 +58,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Close a study after this much inactivity (record time, survives restarts).",
     )
-    reopen_window_seconds: float = Field(
-        900.0,
-        ge=0,
-        description="How long a closed study is kept so a late instance can reopen it; later instances go to the DLQ.",
+    state_dir: str = Field(
+        "./state",
+        min_length=1,
+        description="Local study store: one sub-directory per group and input partition.",
+    )
+    state_engine: Literal["rocksdb", "sqlite"] = Field(
+        "rocksdb", description="Engine of the local study store (sqlite is the fallback)."
+    )
+    changelog_topic: str | None = Field(
+        None,
+        description="Compacted topic backing the study store; default '<group id>.study-state'.",
+    )
+    state_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="How long a closed study is kept so a late instance reopens it; later ones go to the DLQ.",
     )
     timer_interval_seconds: float = Field(
         1.0, gt=0, le=60, description="How often due studies are checked when no records arrive."
@@ -110,17 +130,10 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         10.0, gt=0, description="Budget for flushing and committing on SIGTERM."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
-    )
+    log_level: LogLevel = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("dicom_timezone", "wado_base_url", mode="before")
+    @field_validator("dicom_timezone", "wado_base_url", "changelog_topic", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -135,11 +148,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
 
+    @property
+    def changelog(self) -> str:
+        """The changelog topic's name."""
+        return self.changelog_topic or f"{self.group_id}.study-state"
+
     @model_validator(mode="after")
     def _distinct_topics(self) -> Settings:
-        topics = [self.input_topic, self.output_topic, self.dlq_topic]
-        if len(set(topics)) != 3:
-            raise ValueError("input, output and DLQ topics must be three different topics")
+        topics = [self.input_topic, self.output_topic, self.dlq_topic, self.changelog]
+        if len(set(topics)) != 4:
+            raise ValueError("input, output, DLQ and changelog topics must all be different")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
         return self
@@ -160,12 +178,35 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(part) for part in err["loc"])
-            name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
-            problems.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+        raise _config_error(exc) from exc
+
+
+class _LogLevelOnly(BaseSettings):
+    """STREAMER_LOG_LEVEL alone, for the commands that do not need (or validate) the rest."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    log_level: LogLevel | None = None
+
+
+def load_log_level(default: LogLevel) -> LogLevel:
+    """STREAMER_LOG_LEVEL, else ``default``; a bad value raises ConfigError naming the variable."""
+    try:
+        level = _LogLevelOnly().log_level
+    except ValidationError as exc:
+        raise _config_error(exc) from exc
+    return default if level is None else level
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"])
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        problems.append(f"{name}: {err['msg']}")
+    return ConfigError("invalid settings: " + "; ".join(problems))
 
 
 # Variables read by tools outside Settings (tests, local brokers); not typos.
@@ -179,8 +220,12 @@ _KNOWN_OTHER_VARS = frozenset(
 )
 
 
-def unknown_env_vars(environ: dict[str, str]) -> list[str]:
-    """STREAMER_* variables that match no setting (likely typos), so startup can warn about them."""
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[str]:
+    """STREAMER_* variables that match no setting (likely typos), so startup can warn about them.
+
+    ``environ`` defaults to the process environment.
+    """
+    environ = os.environ if environ is None else environ
     fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     return sorted(
         key
@@ -189,3 +234,14 @@ def unknown_env_vars(environ: dict[str, str]) -> list[str]:
         and key.upper() not in fields
         and key.upper() not in _KNOWN_OTHER_VARS
     )
+
+
+def settings_table() -> str:
+    """The README's settings table, made from the fields (a test keeps the README equal to it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "(unset)" if field.default is None else field.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows) + "\n"

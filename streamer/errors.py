@@ -1,28 +1,33 @@
-"""One error tree; the class says what the app does: dead-letter, retry, or exit."""
+"""One error tree. The branch an error sits on says what the processor does with it.
+
+* ``ConfigError``: a setting, a topic or the library config is wrong; the start stops (exit 2).
+* ``DeadLetterError``: one input record, or one study, can never be used as it is; it goes to the
+  dead-letter topic with the reason and the stream goes on.
+* ``OutputError``, ``StateError``: the broker does not take our output, or the study store cannot
+  be restored; nothing is committed after it and the process exits non-zero, so the orchestrator
+  restarts it and the uncommitted input is read again.
+
+Third-party errors are wrapped once, where they enter (``kafka/`` for aiokafka), and the loop decides
+by class, never by name.
+"""
 
 from __future__ import annotations
-
-from typing import ClassVar, Literal
-
-Action = Literal["dead-letter", "retry", "exit"]
 
 
 class StreamerError(Exception):
     """Base of all streamer errors."""
 
-    action: ClassVar[Action] = "exit"
-
 
 class ConfigError(StreamerError):
     """A setting or the library config is wrong; raised at startup, names the setting."""
 
-    action = "exit"
+
+class DeadLetterError(StreamerError):
+    """Something that cannot be used as it is: dead-letter it, go on."""
 
 
-class InvalidMessageError(StreamerError):
+class InvalidMessageError(DeadLetterError):
     """An input message cannot be used (not JSON, not an object, no StudyInstanceUID, ...)."""
-
-    action = "dead-letter"
 
 
 class InvalidInstanceError(InvalidMessageError):
@@ -30,16 +35,20 @@ class InvalidInstanceError(InvalidMessageError):
 
 
 class LateInstanceError(InvalidMessageError):
-    """An instance arrived for a study closed longer ago than the reopen window."""
+    """An instance arrived for a study that was closed and is no longer kept."""
 
 
-class MappingError(StreamerError):
-    """A whole study could not become a valid Bundle (should be rare: odd values are dropped, not fatal)."""
-
-    action = "dead-letter"
+class MappingError(DeadLetterError):
+    """A whole study could not become a valid Bundle (rare: odd values are dropped, not fatal)."""
 
 
-class TransientError(StreamerError):
-    """A broker or I/O hiccup worth retrying."""
+class RecordTooLargeError(DeadLetterError):
+    """The broker will never take this record (larger than the producer or topic allows)."""
 
-    action = "retry"
+
+class StateError(StreamerError):
+    """The study store cannot be opened or restored: exit; the next start restores again."""
+
+
+class OutputError(StreamerError):
+    """The broker refused or lost an output record for another reason: stop without committing."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
+from streamer.dicom.instance import InstanceKey, check_instance, slim_instance
 from streamer.errors import InvalidInstanceError, InvalidMessageError
-from streamer.fhir import InstanceKey, check_instance, slim_instance
 
 MARKER_KIND = "end-of-study"
 

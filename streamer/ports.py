@@ -1,9 +1,9 @@
-"""The two ports the processing loop needs; kafka/ implements them for real, tests in memory."""
+"""The ports the processing loop needs; kafka/ implements them for real, tests in memory."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,16 @@ class InputRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogRecord:
+    """One record read back from the changelog topic while restoring a partition."""
+
+    offset: int
+    key: bytes
+    value: bytes | None  # None: the key was deleted
+    source_offset: int | None  # last input offset processed when it was written (header)
 
 
 # Called with partition numbers; the Source awaits them inside its rebalance callback.
@@ -40,6 +50,20 @@ class Source(Protocol):
         """True when the last fetch showed no records left behind (lag 0) on this partition."""
         ...
 
+    def pause(self, partitions: set[int]) -> None:
+        """Stop fetching these partitions (while their state is restored)."""
+        ...
+
+    def resume(self, partitions: set[int]) -> None: ...
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read the partition again from ``offset`` on."""
+        ...
+
+    async def committed_offset(self, partition: int) -> int | None:
+        """The group's committed offset of the partition (None: never committed)."""
+        ...
+
     async def commit(self, offsets: dict[int, int]) -> bool:
         """Commit offsets; False when the group rebalanced meanwhile (state is rebuilt anyway)."""
         ...
@@ -48,12 +72,34 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    """Where Bundles and dead letters go; send() returns a future resolved on broker ack."""
+    """Where Bundles, dead letters and changelog records go.
+
+    send() returns a future resolved with the record's offset once the broker acknowledged it.
+    It raises (or the future fails with) RecordTooLargeError or OutputError.
+    """
 
     async def start(self) -> None: ...
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> asyncio.Future[object]: ...
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        *,
+        partition: int | None = None,
+    ) -> asyncio.Future[int]: ...
 
     async def stop(self) -> None: ...
+
+
+class ChangelogReader(Protocol):
+    """Reads a partition of the changelog topic back (restore)."""
+
+    async def bounds(self, partition: int) -> tuple[int, int]:
+        """The partition's first offset and its end (the offset the next record would get)."""
+        ...
+
+    def read(self, partition: int, start: int, end: int) -> AsyncIterator[list[ChangelogRecord]]:
+        """Batches of records from ``start`` until the position reaches ``end``."""
+        ...

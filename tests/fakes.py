@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from streamer.ports import Headers, InputRecord, RebalanceCallback
+from streamer.ports import ChangelogRecord, Headers, InputRecord, RebalanceCallback
+from streamer.state.changelog import SOURCE_OFFSET_HEADER
 
 
 class FakeClock:
@@ -32,6 +34,7 @@ class FakeSource:
     committed: dict[int, int] = field(default_factory=dict)
     commits: list[dict[int, int]] = field(default_factory=list)
     assigned: set[int] = field(default_factory=set)
+    paused: set[int] = field(default_factory=set)
     _on_assigned: RebalanceCallback | None = None
     _on_revoked: RebalanceCallback | None = None
     stopped: bool = False
@@ -52,15 +55,22 @@ class FakeSource:
         if self.assigned:
             await self._on_revoked(set(self.assigned))
         self.assigned = set(partitions)
+        self.paused = set()  # like aiokafka: every assignment starts unpaused
         for p in partitions:
             self.position[p] = self.committed.get(p, 0)
         await self._on_assigned(set(partitions))
+
+    async def revoke_all(self) -> None:
+        """The group takes every partition away (as before a rebalance or on leaving)."""
+        assert self._on_revoked is not None
+        revoked, self.assigned = set(self.assigned), set()
+        await self._on_revoked(revoked)
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
         await asyncio.sleep(0)
         out: dict[int, list[InputRecord]] = {}
         budget = max_records
-        for p in sorted(self.assigned):
+        for p in sorted(self.assigned - self.paused):
             records = self.log.get(p, [])[self.position[p] : self.position[p] + budget]
             if records:
                 out[p] = records
@@ -70,6 +80,18 @@ class FakeSource:
 
     def caught_up(self, partition: int) -> bool:
         return self.position.get(partition, 0) >= len(self.log.get(partition, []))
+
+    def pause(self, partitions: set[int]) -> None:
+        self.paused |= partitions
+
+    def resume(self, partitions: set[int]) -> None:
+        self.paused -= partitions
+
+    def seek(self, partition: int, offset: int) -> None:
+        self.position[partition] = offset
+
+    async def committed_offset(self, partition: int) -> int | None:
+        return self.committed.get(partition)
 
     async def commit(self, offsets: dict[int, int]) -> bool:
         self.commits.append(dict(offsets))
@@ -88,18 +110,30 @@ class FakeSink:
         default_factory=list
     )
     fail_with: BaseException | None = None
+    # Acked records per (topic, partition); partition None when the producer would pick it by key.
+    logs: dict[
+        tuple[str, int | None], list[tuple[bytes | None, bytes | None, dict[str, bytes]]]
+    ] = field(default_factory=dict)
 
     async def start(self) -> None:
         pass
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        *,
+        partition: int | None = None,
+    ) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.fail_with is not None:
             future.set_exception(self.fail_with)
         else:
-            future.set_result(None)
+            log = self.logs.setdefault((topic, partition), [])
+            future.set_result(len(log))
+            log.append((key, value, dict(headers)))
         self.sent.append((topic, key, value, dict(headers)))
         return future
 
@@ -108,3 +142,33 @@ class FakeSink:
 
     def on(self, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
         return [(k, v, h) for t, k, v, h in self.sent if t == topic]
+
+
+@dataclass
+class FakeChangelog:
+    """Reads the changelog records a FakeSink acked, per partition (a compacted topic, uncompacted)."""
+
+    sink: FakeSink
+    topic: str = "streamer.study-state"
+
+    def _log(self, partition: int) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
+        return self.sink.logs.get((self.topic, partition), [])
+
+    async def bounds(self, partition: int) -> tuple[int, int]:
+        return 0, len(self._log(partition))
+
+    async def read(
+        self, partition: int, start: int, end: int
+    ) -> AsyncIterator[list[ChangelogRecord]]:
+        records = self._log(partition)
+        for first in range(start, end, 100):
+            batch = []
+            for offset in range(first, min(first + 100, end)):
+                key, value, headers = records[offset]
+                assert key is not None
+                src = headers.get(SOURCE_OFFSET_HEADER)
+                batch.append(
+                    ChangelogRecord(offset, key, value, int(src) if src is not None else None)
+                )
+            await asyncio.sleep(0)
+            yield batch

@@ -1,5 +1,15 @@
-"""Pure per-study state: no I/O, no clock reads (time is passed in)."""
+"""Pure per-study state: no I/O, no clock reads (time is passed in); the store is a Protocol."""
 
-from streamer.aggregate.study import CloseReason, PartitionState, Study
+from streamer.aggregate.record import CloseReason, StudyRecord, StudyStatus
+from streamer.aggregate.store import InMemoryStudyStore, StudyStore
+from streamer.aggregate.study import AddResult, PartitionState
 
-__all__ = ["CloseReason", "PartitionState", "Study"]
+__all__ = [
+    "AddResult",
+    "CloseReason",
+    "InMemoryStudyStore",
+    "PartitionState",
+    "StudyRecord",
+    "StudyStatus",
+    "StudyStore",
+]

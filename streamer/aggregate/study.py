@@ -1,48 +1,21 @@
-"""Per-partition study state for the stream processor.
+"""Per-partition study lifecycle: add instances and markers, find due studies, close, expire.
 
-Recovery works by replay (no changelog topic): the committed offset of a partition is the first
-offset of any study still held (open, or closed but still reopenable), so after a crash or a
-rebalance the new owner consumes from there and the studies rebuild themselves. Deadlines come
-from record timestamps, never from timers, so they survive the restart too.
+Pure: every study and instance lives in a ``StudyStore`` (a durable one in the stream processor), and
+time is passed in. What stays in memory is a small index per study (its deadline or close time),
+rebuilt from the store's study records by ``rearm`` after a restore.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from streamer.aggregate.record import CloseReason, StudyRecord, StudyStatus
+from streamer.aggregate.store import StudyStore
 from streamer.errors import LateInstanceError
 from streamer.messages import EndOfStudy, Instance
 
-
-class CloseReason(StrEnum):
-    MARKER = "marker"
-    TIMEOUT = "timeout"
-
-
-@dataclass(slots=True)
-class Study:
-    """One study's instances (slim orjson bytes by SOPInstanceUID) and its lifecycle."""
-
-    uid: str
-    first_offset: int
-    last_activity_ms: int
-    instances: dict[str, bytes] = field(default_factory=dict)
-    marker_seen: bool = False
-    expected_count: int | None = None
-    closed_at_ms: int | None = None  # partition clock when it was closed; None while open
-    times_closed: int = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at_ms is None
-
-    def marker_satisfied(self) -> bool:
-        """The marker has come and, if it named a count, that many distinct instances are in."""
-        if not self.marker_seen or not self.instances:
-            return False
-        return self.expected_count is None or len(self.instances) >= self.expected_count
+_DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,114 +29,175 @@ class AddResult:
 
 @dataclass(slots=True)
 class PartitionState:
-    """All studies of one input partition, plus the offsets needed to commit safely."""
+    """All studies of one input partition."""
 
     partition: int
+    store: StudyStore
     timeout_ms: int
-    reopen_window_ms: int
-    # After the reopen window a closed study is forgotten but its uid remembered this long, so a
-    # very late instance goes to the DLQ instead of silently overwriting the study with a fragment.
-    tombstone_ms: int = 24 * 3600 * 1000
-    studies: dict[str, Study] = field(default_factory=dict)
-    tombstones: dict[str, int] = field(default_factory=dict)  # uid -> forget-at (partition clock)
+    retention_ms: int
     stream_time_ms: int = -1  # highest record timestamp seen on this partition
-    next_offset: int | None = None  # last processed offset + 1
+    next_offset: int | None = None  # last processed offset + 1: what to commit
+    _open: dict[str, int] = field(default_factory=dict)  # uid -> last activity
+    _ready: set[str] = field(default_factory=set)  # open studies whose marker is satisfied
+    _closed: dict[str, int] = field(default_factory=dict)  # uid -> closed at (for retention)
+
+    # ---- restore --------------------------------------------------------------------------
+
+    def rearm(self, records: Iterable[StudyRecord]) -> None:
+        """Rebuild the in-memory index from stored study records (deadlines are not reset)."""
+        self._open.clear()
+        self._ready.clear()
+        self._closed.clear()
+        for record in records:
+            self._index(record)
+
+    def _index(self, record: StudyRecord) -> None:
+        uid = record.uid
+        self._open.pop(uid, None)
+        self._ready.discard(uid)
+        self._closed.pop(uid, None)
+        if record.status is StudyStatus.OPEN:
+            self._open[uid] = record.last_activity_ms
+            if record.marker_satisfied():
+                self._ready.add(uid)
+        elif record.status is StudyStatus.CLOSED and record.closed_at_ms is not None:
+            self._closed[uid] = record.closed_at_ms
+
+    def _save(self, record: StudyRecord) -> None:
+        self.store.put_study(record)
+        self._index(record)
+
+    # ---- records --------------------------------------------------------------------------
 
     def _seen(self, offset: int, timestamp_ms: int) -> None:
         self.stream_time_ms = max(self.stream_time_ms, timestamp_ms)
-        self.next_offset = (
-            offset + 1 if self.next_offset is None else max(self.next_offset, offset + 1)
-        )
+        if self.next_offset is None or offset + 1 > self.next_offset:
+            self.next_offset = offset + 1
 
     def skip(self, offset: int, timestamp_ms: int) -> None:
         """A record that belongs to no study (dead-lettered) was handled."""
         self._seen(offset, timestamp_ms)
 
     def add_instance(self, instance: Instance, offset: int, timestamp_ms: int) -> AddResult:
-        """Add an instance; a closed study reopens; raises LateInstanceError after the window."""
-        uid = instance.study_uid
-        study = self.studies.get(uid)
-        if study is None and uid in self.tombstones:
-            self._seen(offset, timestamp_ms)
-            raise LateInstanceError(
-                f"study {uid} was closed more than {self.reopen_window_ms / 1000:.0f} s ago; "
-                "re-send the whole study to update it"
-            )
+        """Add an instance; a closed study reopens; an expired one raises LateInstanceError."""
         self._seen(offset, timestamp_ms)
-        if study is None:
-            study = Study(uid=uid, first_offset=offset, last_activity_ms=timestamp_ms)
-            self.studies[uid] = study
+        uid = instance.study_uid
+        record = self.store.get_study(uid)
+        if record is not None and record.status is StudyStatus.EXPIRED:
+            days = self.retention_ms / _DAY_MS
+            raise LateInstanceError(
+                f"study {uid} was closed more than {days:g} days ago and its state was removed "
+                "(STREAMER_STATE_RETENTION_DAYS); re-send the whole study to a new StudyInstanceUID "
+                "or restore it downstream"
+            )
         sop = instance.key.sop_uid
-        if study.instances.get(sop) == instance.slim:
+        held = self.store.get_instance(uid, sop) if record is not None else None
+        if held == instance.slim:
             return AddResult(uid, duplicate=True)  # redelivery: nothing new, do not reopen
-        study.instances[sop] = instance.slim
-        study.last_activity_ms = max(study.last_activity_ms, timestamp_ms)
-        if study.is_open:
-            return AddResult(uid)
-        # Late instance: reopen; it closes again on a new marker or after the inactivity timeout.
-        study.closed_at_ms = None
-        study.marker_seen = False
-        study.expected_count = None
-        return AddResult(uid, reopened=True)
+        if record is None:
+            record = StudyRecord(
+                uid, StudyStatus.OPEN, first_offset=offset, last_activity_ms=timestamp_ms
+            )
+        self.store.put_instance(uid, sop, instance.slim)
+        if held is None:
+            record.instance_count += 1
+        record.last_activity_ms = max(record.last_activity_ms, timestamp_ms)
+        reopened = record.status is StudyStatus.CLOSED
+        if reopened:
+            # Late instance: it closes again on a new marker or after the inactivity timeout,
+            # and is then published whole (all its instances, same ids).
+            record.status = StudyStatus.OPEN
+            record.marker_seen = False
+            record.expected_count = None
+            record.closed_at_ms = None
+        self._save(record)
+        return AddResult(uid, reopened=reopened)
 
     def add_marker(self, marker: EndOfStudy, offset: int, timestamp_ms: int) -> AddResult:
-        """Note the end-of-study marker; a marker for an already closed study changes nothing."""
+        """Note the end-of-study marker; a marker for a closed or expired study changes nothing."""
         self._seen(offset, timestamp_ms)
         uid = marker.study_uid
-        study = self.studies.get(uid)
-        if study is None:
-            if uid in self.tombstones:
-                return AddResult(uid, duplicate=True)
-            study = Study(uid=uid, first_offset=offset, last_activity_ms=timestamp_ms)
-            self.studies[uid] = study
-        if not study.is_open:
+        record = self.store.get_study(uid)
+        if record is None:
+            record = StudyRecord(
+                uid, StudyStatus.OPEN, first_offset=offset, last_activity_ms=timestamp_ms
+            )
+        elif not record.is_open:
             return AddResult(uid, duplicate=True)
-        study.marker_seen = True
-        study.expected_count = marker.instance_count
-        study.last_activity_ms = max(study.last_activity_ms, timestamp_ms)
+        record.marker_seen = True
+        record.expected_count = marker.instance_count
+        record.last_activity_ms = max(record.last_activity_ms, timestamp_ms)
+        self._save(record)
         return AddResult(uid)
 
-    def due(self, now_ms: int) -> Iterator[tuple[Study, CloseReason]]:
+    # ---- closing --------------------------------------------------------------------------
+
+    def due(self, now_ms: int) -> list[tuple[str, CloseReason]]:
         """Open studies to close now: marker (and count) satisfied, or inactive for the timeout."""
-        for study in list(self.studies.values()):
-            if not study.is_open:
-                continue
-            if study.marker_satisfied():
-                yield study, CloseReason.MARKER
-            elif now_ms >= study.last_activity_ms + self.timeout_ms:
-                yield study, CloseReason.TIMEOUT
+        out = [(uid, CloseReason.MARKER) for uid in sorted(self._ready)]
+        out.extend(
+            (uid, CloseReason.TIMEOUT)
+            for uid, last in self._open.items()
+            if uid not in self._ready and now_ms >= last + self.timeout_ms
+        )
+        return out
 
-    def close(self, study: Study, now_ms: int) -> None:
-        """Mark a study closed (after its Bundle was handed to the producer)."""
-        study.closed_at_ms = now_ms
-        study.times_closed += 1
+    def study(self, uid: str) -> StudyRecord | None:
+        return self.store.get_study(uid)
 
-    def drop_empty(self, study: Study) -> None:
-        """A study that timed out with a marker but no instances: nothing to publish."""
-        del self.studies[study.uid]
+    def instances(self, uid: str) -> Iterator[bytes]:
+        return self.store.instances(uid)
 
-    def expire(self, now_ms: int) -> list[str]:
-        """Forget closed studies past the reopen window (they stop holding the commit back)."""
+    def close(self, uid: str, now_ms: int, reason: CloseReason) -> StudyRecord:
+        """Mark a study closed (its Bundle was handed to the producer)."""
+        record = self.store.get_study(uid)
+        if record is None:
+            raise KeyError(uid)
+        record.status = StudyStatus.CLOSED
+        record.closed_at_ms = now_ms
+        record.close_reason = reason
+        record.times_closed += 1
+        self._save(record)
+        return record
+
+    def drop_empty(self, uid: str) -> None:
+        """A study that timed out with a marker but no instances: nothing to publish or keep."""
+        self.store.delete_study(uid)
+        self._open.pop(uid, None)
+        self._ready.discard(uid)
+
+    def expire(self, now_ms: int, limit: int) -> list[str]:
+        """Remove the instances of up to ``limit`` studies closed longer than the retention.
+
+        A small expired record stays, so a later instance of the study is dead-lettered instead of
+        starting a new, smaller study that would replace the complete one downstream.
+        """
         expired = [
-            s.uid
-            for s in self.studies.values()
-            if s.closed_at_ms is not None and now_ms >= s.closed_at_ms + self.reopen_window_ms
-        ]
+            uid for uid, closed in self._closed.items() if now_ms >= closed + self.retention_ms
+        ][:limit]
         for uid in expired:
-            del self.studies[uid]
-            self.tombstones[uid] = now_ms + self.tombstone_ms
-        for uid, forget_at in list(self.tombstones.items()):
-            if now_ms >= forget_at:
-                del self.tombstones[uid]
+            record = self.store.get_study(uid)
+            self.store.delete_instances(uid)
+            if record is not None:
+                record.status = StudyStatus.EXPIRED
+                self._save(record)
+            self._closed.pop(uid, None)
         return expired
 
-    def commit_offset(self) -> int | None:
-        """The offset that is safe to commit: nothing before it is needed to rebuild any held study."""
-        if self.next_offset is None:
-            return None
-        held = (s.first_offset for s in self.studies.values())
-        return min(held, default=self.next_offset)
+    # ---- sizes ----------------------------------------------------------------------------
 
     @property
     def open_count(self) -> int:
-        return sum(1 for s in self.studies.values() if s.is_open)
+        return len(self._open)
+
+    @property
+    def closed_count(self) -> int:
+        """Closed studies still kept for late instances."""
+        return len(self._closed)
+
+    def open_uids(self) -> list[str]:
+        return sorted(self._open)
+
+    def oldest_activity_ms(self) -> int | None:
+        """Last activity of the longest-idle open study."""
+        return min(self._open.values(), default=None)

@@ -1,6 +1,9 @@
-"""DICOM tags the mappers read, as the upper-case ``GGGGEEEE`` keys of DICOM JSON (PS3.18 F.2).
+"""The one table of DICOM tags the code reads, as the upper-case ``GGGGEEEE`` keys of DICOM JSON (PS3.18 F.2).
 
-Keywords and tag numbers from DICOM PS3.6 (Data Dictionary).
+Each name is the attribute's keyword in the DICOM data dictionary (PS3.6) and each value its tag number, so
+``t.PatientID`` reads as the attribute it is. Code refers to tags only through this module (imported as
+``from streamer.dicom import tags as t``), never by writing the hex string again: slimming keeps exactly the
+tags listed in ``streamer.dicom.instance.KEEP_TAGS``, and a test checks that every ``t.<Name>`` used is there.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ SeriesTime: Final = "00080031"
 AcquisitionDate: Final = "00080022"
 AcquisitionTime: Final = "00080032"
 AcquisitionDateTime: Final = "0008002A"
-ContentDate: Final = "00080023"
-ContentTime: Final = "00080033"
 TimezoneOffsetFromUTC: Final = "00080201"
 AccessionNumber: Final = "00080050"
 IssuerOfAccessionNumberSequence: Final = "00080051"
@@ -75,7 +76,6 @@ LongCodeValue: Final = "00080119"
 URNCodeValue: Final = "00080120"
 CodingSchemeUID: Final = "0008010C"
 CodingSchemeURL: Final = "0008010E"
-CodingSchemeName: Final = "00080115"
 
 # --- HL7v2 hierarchic designators (PS3.3 10.14) ---
 LocalNamespaceEntityID: Final = "00400031"
@@ -99,3 +99,59 @@ PatientMotherBirthName: Final = "00101060"
 CountryOfResidence: Final = "00102150"
 RegionOfResidence: Final = "00102152"
 PatientTelephoneNumbers: Final = "00102154"
+
+# --- X-ray exposure, CT and projection radiography (CT Image, X-Ray Acquisition Dose, DX Positioning modules) ---
+KVP: Final = "00180060"
+ExposureTime: Final = "00181150"
+ExposureTimeInuS: Final = "00188150"
+XRayTubeCurrent: Final = "00181151"
+XRayTubeCurrentInuA: Final = "00188151"
+Exposure: Final = "00181152"
+ExposureInuAs: Final = "00181153"
+CTDIvol: Final = "00189345"
+ConvolutionKernel: Final = "00181210"
+ViewPosition: Final = "00185101"
+
+# --- MR (MR Image module) ---
+ScanningSequence: Final = "00180020"
+SequenceVariant: Final = "00180021"
+RepetitionTime: Final = "00180080"
+EchoTime: Final = "00180081"
+InversionTime: Final = "00180082"
+MagneticFieldStrength: Final = "00180087"
+FlipAngle: Final = "00181314"
+
+# --- ultrasound (US Region Calibration, US Image modules) ---
+SequenceOfUltrasoundRegions: Final = "00186011"
+TransducerFrequency: Final = "00186030"
+TransducerType: Final = "00186031"
+PulseRepetitionFrequency: Final = "00186032"
+UltrasoundColorDataPresent: Final = "00280014"
+
+# --- NM / PET (NM Isotope, PET Series, PET Isotope modules) ---
+Radiopharmaceutical: Final = "00180031"
+RadiopharmaceuticalStartTime: Final = "00181072"
+RadionuclideTotalDose: Final = "00181074"
+RadionuclideHalfLife: Final = "00181075"
+RadiopharmaceuticalStartDateTime: Final = "00181078"
+EnergyWindowInformationSequence: Final = "00540012"
+EnergyWindowRangeSequence: Final = "00540013"
+EnergyWindowLowerLimit: Final = "00540014"
+EnergyWindowUpperLimit: Final = "00540015"
+RadiopharmaceuticalInformationSequence: Final = "00540016"
+RadionuclideCodeSequence: Final = "00540300"
+RadiopharmaceuticalCodeSequence: Final = "00540304"
+SeriesType: Final = "00541000"
+Units: Final = "00541001"
+
+# --- contrast (Contrast/Bolus module) ---
+ContrastBolusAgent: Final = "00180010"
+ContrastBolusAgentSequence: Final = "00180012"
+
+# --- image geometry and content (Image Plane, Image Pixel, General Image modules) ---
+SliceThickness: Final = "00180050"
+PixelSpacing: Final = "00280030"
+BurnedInAnnotation: Final = "00280301"
+# enhanced multi-frame images carry pixel spacing and slice thickness in a functional group sequence
+SharedFunctionalGroupsSequence: Final = "52009229"
+PixelMeasuresSequence: Final = "00289110"

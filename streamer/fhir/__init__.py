@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Identity and slimming live in streamer.dicom.instance; re-exported because some callers import them
+# from here (the publish CLI, the study-state tests, bench/README.md). New code imports from dicom.
+from streamer.dicom.instance import InstanceKey, check_instance, slim_instance
 from streamer.fhir.bundle import (
     BundleResult,
     build_bundle,
@@ -10,7 +13,6 @@ from streamer.fhir.bundle import (
     group_by_study,
     iter_study_bundles,
 )
-from streamer.fhir.instance import InstanceKey, check_instance, slim_instance
 from streamer.fhir.options import MappingOptions
 
 __all__ = [

@@ -16,19 +16,14 @@ import orjson
 
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
+from streamer.dicom.instance import check_instance, is_slim, slim_instance
 from streamer.fhir import ids
 from streamer.fhir.common import Warnings
 from streamer.fhir.context import StudyContext, canonical_key
 from streamer.fhir.device import build_device
 from streamer.fhir.endpoint import build_endpoint
 from streamer.fhir.imaging_study import build_imaging_study, series_modality, series_order
-from streamer.fhir.instance import (
-    DatasetView,
-    check_instance,
-    is_slim,
-    readable_instance,
-    slim_instance,
-)
+from streamer.fhir.instance import DatasetView, readable_instance
 from streamer.fhir.observation import build_observations
 from streamer.fhir.options import MappingOptions
 from streamer.fhir.patient import build_patient, patient_id

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
 from streamer.dicom import values as dv
+from streamer.dicom.instance import KEEP_TAGS
 from streamer.fhir.common import SchemeResolver, Warnings, consensus
-from streamer.fhir.instance import KEEP_TAGS, DatasetView
+from streamer.fhir.instance import DatasetView
 from streamer.fhir.options import MappingOptions
 
 P = TypeVar("P")

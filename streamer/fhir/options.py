@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 # id_function(resource_type, dataset_view, extra) -> id. Same call shape as the seed library's
 # `id_function(resource_type, ds, extra="")`; `dataset_view` answers attribute access by DICOM keyword.
@@ -25,6 +25,3 @@ class MappingOptions:
     wado_base_url: str | None = (
         None  # when set, an Endpoint (dicom-wado-rs) is added and referenced
     )
-    extra: tuple[
-        tuple[str, Any], ...
-    ] = ()  # reserved for future options without breaking the signature

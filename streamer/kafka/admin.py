@@ -1,4 +1,4 @@
-"""Startup checks: the topics exist (created when allowed), co-partitioned with the input."""
+"""Startup checks: the broker answers; the topics exist (created if allowed) and are co-partitioned."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:
-    """Make sure input, output and DLQ topics exist; returns their partition counts.
+    """Make sure input, output, DLQ and changelog topics exist; returns their partition counts.
 
     Output and DLQ get the input topic's partition count, so a study's Bundle and dead letters land
-    in the partition number its instances came from (same key, same murmur2 partitioner).
+    in the partition number its instances came from (same key, same murmur2 partitioner). The
+    changelog must have exactly that count: partition N of it holds the state of input partition N.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
@@ -31,7 +32,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         ) from exc
     try:
         existing = await _partition_counts(admin)
-        wanted = [settings.input_topic, settings.output_topic, settings.dlq_topic]
+        wanted = [
+            settings.input_topic,
+            settings.output_topic,
+            settings.dlq_topic,
+            settings.changelog,
+        ]
         missing = [t for t in wanted if t not in existing]
         if missing and not settings.create_topics:
             raise ConfigError(
@@ -57,6 +63,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         raise ConfigError(f"cannot check topics on {settings.bootstrap_servers}: {exc}") from exc
     finally:
         await admin.close()
+    if counts.get(settings.changelog) != counts.get(settings.input_topic):
+        raise ConfigError(
+            f"changelog topic {settings.changelog} has {counts.get(settings.changelog)} partitions "
+            f"but the input topic {settings.input_topic} has {counts.get(settings.input_topic)}: "
+            "they must match (recreate the changelog, or set STREAMER_CHANGELOG_TOPIC)"
+        )
     for topic in (settings.output_topic, settings.dlq_topic):
         if counts.get(topic) not in (None, counts.get(settings.input_topic)):
             log.warning(
@@ -66,10 +78,39 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     return counts
 
 
+async def broker_reachable(bootstrap: str, timeout_s: float) -> bool:
+    """Whether a broker at ``bootstrap`` answers a cluster description listing at least one broker.
+
+    For start-up probes (the local brokers of the demo and the tests): every failure, including a
+    request slower than ``timeout_s``, just means "not (yet) reachable".
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"
+        log.debug("broker at %s not reachable: %r", bootstrap, exc)
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
 def _topic_configs(settings: Settings, topic: str) -> dict[str, str]:
     if topic == settings.output_topic:
         # Latest Bundle per study is the contract; big studies make big Bundles.
         return {"max.message.bytes": str(settings.max_bundle_bytes), "cleanup.policy": "compact"}
+    if topic == settings.changelog:
+        # Latest record per key is the state. Tombstones are kept a day, so a restore that is
+        # behind still sees deletions; a store older than that is rebuilt (state/restore.py).
+        return {
+            "cleanup.policy": "compact",
+            "delete.retention.ms": str(24 * 3600 * 1000),
+            "max.message.bytes": str(settings.max_bundle_bytes),
+        }
     if topic == settings.input_topic:
         # Broker time stamps make inactivity deadlines independent of producers' clocks.
         return {"message.timestamp.type": "LogAppendTime"}

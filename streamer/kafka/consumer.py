@@ -37,9 +37,7 @@ class KafkaSource:
             client_id=f"{settings.client_id}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            isolation_level="read_committed"
-            if settings.idempotent_producer
-            else "read_uncommitted",
+            isolation_level=settings.isolation_level,
             max_poll_records=settings.max_poll_records,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
@@ -80,6 +78,22 @@ class KafkaSource:
         if highwater is None or position is None or not position.has_valid_position:
             return False
         return bool(position.position >= highwater)
+
+    def _tps(self, partitions: set[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in sorted(partitions)]
+
+    def pause(self, partitions: set[int]) -> None:
+        self._consumer.pause(*self._tps(partitions))
+
+    def resume(self, partitions: set[int]) -> None:
+        self._consumer.resume(*self._tps(partitions))
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(self.topic, partition), offset)
+
+    async def committed_offset(self, partition: int) -> int | None:
+        offset = await self._consumer.committed(TopicPartition(self.topic, partition))
+        return None if offset is None or offset < 0 else int(offset)
 
     async def commit(self, offsets: dict[int, int]) -> bool:
         if not offsets:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.local_broker import (
+from streamer.devbroker import (
     DEFAULT_KAFKA_VERSION,
     LocalBroker,
     kafka_cache_dir,
@@ -32,6 +32,7 @@ from streamer.local_broker import (
     start_tansu,
     tansu_binary,
 )
+from tests.integration.harness import Spawn, StreamerProcess
 
 KINDS = ("testcontainers", "apache-kafka", "tansu")
 FORCEABLE = ("tansu", "apache-kafka")
@@ -142,3 +143,22 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
     """``unique_topic("orders")`` -> ``"orders-<test name>-<random>"``."""
     test_name = request.node.name[:60]
     return lambda prefix="t": make_unique_topic(f"{prefix}-{test_name}")
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``python -m streamer`` processes; each is killed at the end of the test."""
+    procs: list[StreamerProcess] = []
+
+    def _spawn(
+        env: dict[str, str], name: str = "streamer", disk: str | None = None
+    ) -> StreamerProcess:
+        """A process on its own machine: its state directory is named after ``disk`` (or ``name``)."""
+        env = {**env, "STREAMER_STATE_DIR": str(tmp_path / f"state-{disk or name}")}
+        proc = StreamerProcess(env, tmp_path / f"{name}-{len(procs)}.log").start()
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.close()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fhir.resources.R4B.bundle import Bundle
+
+from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -258,3 +261,32 @@ async def committed_offsets(
         return out
     finally:
         await consumer.stop()
+
+
+Spawn = Callable[..., StreamerProcess]
+
+
+def doc(n: int, i: int) -> dict[str, Any]:
+    """Instance i of synthetic study n (patient P<n>)."""
+    return make_instance(
+        study_uid(n), series_uid(n), sop_uid(n, i), number=i + 1, patient_id=f"P{n}"
+    )
+
+
+def check_bundle(bundle: dict[str, Any], n: int, count: int) -> None:
+    """A valid transaction Bundle of study n holding exactly its instances 0..count-1."""
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "transaction"
+    assert instance_uids(bundle) == {sop_uid(n, i) for i in range(count)}
+    study = imaging_study(bundle)
+    assert study["numberOfInstances"] == count
+    assert any(
+        i.get("system") == "urn:dicom:uid" and i["value"] == f"urn:oid:{study_uid(n)}"
+        for i in study["identifier"]
+    )
+    for entry in bundle["entry"]:
+        assert entry["request"]["method"] == "PUT"
+        assert (
+            entry["request"]["url"]
+            == f"{entry['resource']['resourceType']}/{entry['resource']['id']}"
+        )

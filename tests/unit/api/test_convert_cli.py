@@ -1,4 +1,4 @@
-"""`python -m streamer convert` (streamer.convert.main) end to end on a temp dir."""
+"""`python -m streamer convert` (streamer.cli.convert.main) end to end on a temp dir."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import orjson
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from streamer.convert import bundle_file_name, main
+from streamer.cli.convert import bundle_file_name, main
 from tests.unit.api._api_helpers import pydicom_test_dir, resources, study_uid_of
 
 DATA = pydicom_test_dir()

@@ -35,9 +35,9 @@ from pydantic import BaseModel, ValidationError
 from pydicom import dcmread
 from pydicom.data import get_testdata_files
 
+from streamer.dicom.instance import check_instance
 from streamer.errors import MappingError
 from streamer.fhir import MappingOptions, build_study_bundle, fast_validation
-from streamer.fhir.instance import check_instance
 from streamer.fhir.validation import clear_cache, validate_bundle
 
 EXAMPLES = int(os.environ.get("STREAMER_FAST_VALIDATION_EXAMPLES", "700"))

@@ -14,15 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from streamer.dicom.instance import KEEP_TAGS, slim_instance
 from streamer.errors import StreamerError
 from streamer.fhir import (
     MappingOptions,
     build_bundle,
     build_study_bundle,
     bundle_json,
-    slim_instance,
 )
-from streamer.fhir.instance import KEEP_TAGS
 from tests.unit.fhir._fhir_helpers import references
 
 KEYWORDS = [

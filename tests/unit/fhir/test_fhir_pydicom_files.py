@@ -10,12 +10,12 @@ import pytest
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from streamer.dicom.instance import check_instance
 from streamer.errors import InvalidInstanceError
 from streamer.fhir import (
     MappingOptions,
     build_bundle,
     build_study_bundle,
-    check_instance,
     iter_study_bundles,
 )
 from tests.unit.fhir._fhir_helpers import (

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from streamer.dicom import json_model as jm
-from streamer.fhir import MappingOptions, build_study_bundle, bundle_json, ids, slim_instance
+from streamer.dicom.instance import KEEP_TAGS, slim_instance
+from streamer.fhir import MappingOptions, build_study_bundle, bundle_json, ids
 from streamer.fhir.context import distinct_elements, same_elements
-from streamer.fhir.instance import KEEP_TAGS, STRUCTURED_TAGS, readable_instance
+from streamer.fhir.instance import STRUCTURED_TAGS, readable_instance
 from tests.unit.fhir._fhir_helpers import inst, pydicom_json, tag
 
 OPTS = MappingOptions(dicom_timezone="Europe/Berlin", add_instances=True)

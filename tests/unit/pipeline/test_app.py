@@ -2,31 +2,87 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
 import orjson
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from streamer.aggregate import StudyRecord
 from streamer.app import Processor
 from streamer.config import load_settings
+from streamer.errors import OutputError
 from streamer.messages import encode_marker
+from streamer.partitions import OpenStore
+from streamer.state.directory import StateDirectory
+from streamer.state.partition_store import PartitionStore
+from streamer.state.study_store import StudyRecordCodec
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
-from tests.fakes import FakeClock, FakeSink, FakeSource
+from tests.fakes import FakeChangelog, FakeClock, FakeSink, FakeSource
 
 TIMEOUT_S = 30.0
 
 
+class Disk:
+    """A machine's local state directory; a new Disk is a lost (or another machine's) disk."""
+
+    def __init__(self, root: Path, name: str = "disk") -> None:
+        self.root = root / name
+        self.directory: StateDirectory | None = None
+
+    def opener(self) -> OpenStore:
+        if self.directory is not None:
+            self.directory.close()  # the previous process on this disk is gone
+        directory = StateDirectory(self.root, "streamer")
+        self.directory = directory
+
+        def open_store(partition: int) -> PartitionStore[StudyRecord]:
+            kv = directory.open_store("dicom.instances", partition, "rocksdb")
+            return PartitionStore(kv, StudyRecordCodec())
+
+        return open_store
+
+
 def make(
-    source: FakeSource, clock: FakeClock, sink: FakeSink | None = None
+    source: FakeSource,
+    clock: FakeClock,
+    sink: FakeSink | None = None,
+    executor: ThreadPoolExecutor | None = None,
+    *,
+    disk: Disk,
+    **overrides: object,
 ) -> tuple[Processor, FakeSink]:
     settings = load_settings(
-        study_timeout_seconds=TIMEOUT_S,
-        reopen_window_seconds=120,
-        dicom_timezone="Europe/Berlin",
-        add_instances=True,
-        commit_interval_seconds=1,
+        **{
+            "study_timeout_seconds": TIMEOUT_S,
+            "dicom_timezone": "Europe/Berlin",
+            "add_instances": True,
+            "commit_interval_seconds": 1,
+            **overrides,
+        }
     )
     sink = sink or FakeSink()
-    return Processor(settings, source, sink, clock=clock), sink
+    changelog = FakeChangelog(sink, settings.changelog)
+    proc = Processor(
+        settings, source, sink, changelog, disk.opener(), clock=clock, executor=executor
+    )
+    return proc, sink
+
+
+async def started(proc: Processor) -> Processor:
+    await proc.start()
+    await proc.wait_ready()
+    return proc
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Disk:
+    return Disk(tmp_path)
 
 
 def ts(clock: FakeClock) -> int:
@@ -74,7 +130,7 @@ def instance_uids(bundle: dict[str, object]) -> set[str]:
     return {i["uid"] for s in study["series"] for i in s.get("instance", [])}  # type: ignore[index, union-attr]
 
 
-async def test_interleaved_studies_one_bundle_each() -> None:
+async def test_interleaved_studies_one_bundle_each(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource(partitions=(0, 1))
     # Interleave instances of three studies over two partitions.
@@ -85,8 +141,8 @@ async def test_interleaved_studies_one_bundle_each() -> None:
             source.append(p, uid.encode(), orjson.dumps(doc), ts(clock))
     for n, p in ((1, 0), (2, 1), (3, 0)):
         source.append(p, study_uid(n).encode(), encode_marker(study_uid(n), 3), ts(clock))
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     got = bundles(sink)
     assert set(got) == {study_uid(1), study_uid(2), study_uid(3)}
@@ -94,42 +150,33 @@ async def test_interleaved_studies_one_bundle_each() -> None:
         [bundle] = got[study_uid(n)]
         assert instance_uids(bundle) == {sop_uid(n, i) for i in range(3)}
         assert imaging_study(bundle)["numberOfInstances"] == 3
-    # Closed studies stay reopenable for the window, so they hold the commit ...
-    assert source.committed == {0: 0, 1: 0}
-    clock.advance(120)
-    await proc.step()
-    # ... and after it the commit moves past the markers.
+    # The commit moves past the markers at once: closed studies live on in the store.
     assert source.committed == {0: 8, 1: 4}
-    assert len(bundles(sink)[study_uid(1)]) == 1
 
 
-async def test_study_without_marker_closes_after_timeout() -> None:
+async def test_study_without_marker_closes_after_timeout(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 2, marker=False)
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     assert bundles(sink) == {}
     clock.advance(TIMEOUT_S - 1)
     await proc.step()
     assert bundles(sink) == {}
-    assert source.committed.get(0) in (None, 0)  # the open study holds the commit back
+    assert source.committed[0] == 2  # an open study does not hold the commit back
     clock.advance(1)
     await proc.step()
     assert list(bundles(sink)) == [study_uid(1)]
-    assert source.committed[0] == 0  # reopenable for the window
-    clock.advance(120)
-    await proc.step()
-    assert source.committed[0] == 2
 
 
-async def test_marker_count_waits_for_missing_instance() -> None:
+async def test_marker_count_waits_for_missing_instance(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 2, marker_count=3)
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     assert bundles(sink) == {}
     uid = study_uid(1)
@@ -140,7 +187,7 @@ async def test_marker_count_waits_for_missing_instance() -> None:
     assert instance_uids(bundle) == {sop_uid(1, i) for i in range(3)}
 
 
-async def test_bad_messages_go_to_dlq_and_good_studies_still_come_out() -> None:
+async def test_bad_messages_go_to_dlq_and_good_studies_still_come_out(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     uid = study_uid(1)
@@ -159,8 +206,8 @@ async def test_bad_messages_go_to_dlq_and_good_studies_still_come_out() -> None:
         ts(clock),
     )
     source.append(0, uid.encode(), encode_marker(uid, 2), ts(clock))
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     dlq = sink.on("dicom.instances.dlq")
     assert [(k, v) for k, v, _ in dlq] == [
@@ -178,31 +225,152 @@ async def test_bad_messages_go_to_dlq_and_good_studies_still_come_out() -> None:
     assert instance_uids(bundle) == {sop_uid(1, 0), sop_uid(1, 1)}
 
 
-async def test_restart_rebuilds_unpublished_studies_from_committed_offset() -> None:
+async def test_kill_and_restart_restores_open_studies_from_the_store(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
-    put_study(source, clock, 1, 2)  # complete: published and committed past
+    put_study(source, clock, 1, 2)  # complete: published
     put_study(source, clock, 2, 2, marker=False)  # open when the process dies
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     assert list(bundles(sink)) == [study_uid(1)]
-    clock.advance(2)
-    await proc.step()  # commit interval passed
-    assert source.committed[0] == 0  # study 1 is still reopenable, so held
-    # "kill -9": the processor is dropped without shutdown; a new one starts on the same log.
+    assert source.committed[0] == 5
+    # "kill -9": the processor goes without a checkpoint; a new one starts on the same disk.
+    await proc.close()
     source2 = FakeSource(log=source.log, committed=dict(source.committed))
     put_study(source2, clock, 2, 0, marker=True)  # the marker arrives while we were down
-    proc2, sink2 = make(source2, clock)
-    await proc2.start()
+    proc2, _ = make(source2, clock, sink, disk=disk)
+    await started(proc2)
     await proc2.step()
-    got = bundles(sink2)
+    got = bundles(sink)
     assert instance_uids(got[study_uid(2)][0]) == {sop_uid(2, 0), sop_uid(2, 1)}
-    # Re-published study 1 is byte-identical: same ids, same content.
-    assert got[study_uid(1)] == bundles(sink)[study_uid(1)]
+    assert len(got[study_uid(1)]) == 1  # nothing before the commit is read or published again
 
 
-async def test_backlog_replay_uses_stream_time_not_wall_clock() -> None:
+async def test_lost_disk_is_rebuilt_from_the_changelog(tmp_path: Path) -> None:
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2)
+    put_study(source, clock, 2, 2, marker=False)
+    proc, sink = make(source, clock, disk=Disk(tmp_path, "first"))
+    await started(proc)
+    await proc.step()
+    # Late instance of the closed study 1 and the end of study 2 arrive for a new machine.
+    source2 = FakeSource(log=source.log, committed=dict(source.committed))
+    uid = study_uid(1)
+    late = make_instance(uid, series_uid(1), sop_uid(1, 5), number=6)
+    source2.append(0, uid.encode(), orjson.dumps(late), ts(clock))
+    source2.append(0, uid.encode(), encode_marker(uid, None), ts(clock))
+    put_study(source2, clock, 2, 0)
+    proc2, _ = make(source2, clock, sink, disk=Disk(tmp_path, "second"))
+    await started(proc2)
+    await proc2.step()
+    got = bundles(sink)
+    first, second = got[uid]
+    assert instance_uids(second) == {sop_uid(1, 0), sop_uid(1, 1), sop_uid(1, 5)}
+    assert second["id"] == first["id"]
+    assert instance_uids(got[study_uid(2)][0]) == {sop_uid(2, 0), sop_uid(2, 1)}
+
+
+async def test_changelog_of_an_uncommitted_checkpoint_is_skipped_and_repaired(
+    disk: Disk,
+) -> None:
+    """The process dies after the changelog was acked but before the commit."""
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2, marker=False)
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
+    await proc.step()
+    clock.advance(2)
+
+    async def die(offsets: dict[int, int]) -> bool:
+        raise RuntimeError("killed between changelog and commit")
+
+    source.commit = die  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="killed"):
+        await proc.step()
+    assert source.committed == {}
+    await proc.close()
+    changelog = sink.logs[("streamer.study-state", 0)]
+    assert changelog, "the changelog records were sent before the commit"
+    # Restart: the changelog records are skipped (their input is read again) and re-stated.
+    source2 = FakeSource(log=source.log)
+    proc2, _ = make(source2, clock, sink, disk=disk)
+    await started(proc2)
+    assert proc2.snapshot()["partitions"][0]["open"] == 0
+    await proc2.step()
+    assert proc2.open_studies() == {0: [study_uid(1)]}
+    clock.advance(TIMEOUT_S)
+    await proc2.step()
+    [bundle] = bundles(sink)[study_uid(1)]
+    assert instance_uids(bundle) == {sop_uid(1, 0), sop_uid(1, 1)}
+
+
+async def test_late_instance_after_restart_republishes_the_whole_study(disk: Disk) -> None:
+    """A study closed long ago is never replaced by a fragment, before or after a restart."""
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 3, marker_count=3)
+    for n in range(2, 6):  # other studies over the next minutes
+        clock.advance(60)
+        put_study(source, clock, n, 1)
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
+    await proc.step()
+    proc.stop()
+    await proc.shutdown()
+    await proc.close()
+    clock.advance(3600)
+    source2 = FakeSource(log=source.log, committed=dict(source.committed))
+    uid = study_uid(1)
+    late = make_instance(uid, series_uid(1), sop_uid(1, 7), number=8)
+    source2.append(0, uid.encode(), orjson.dumps(late), ts(clock))
+    proc2, _ = make(source2, clock, sink, disk=disk)
+    await started(proc2)
+    await proc2.step()
+    clock.advance(TIMEOUT_S)
+    await proc2.step()
+    first, second = bundles(sink)[uid]
+    assert instance_uids(first) == {sop_uid(1, i) for i in range(3)}
+    assert instance_uids(second) == {sop_uid(1, i) for i in (0, 1, 2, 7)}
+
+
+async def test_instances_of_a_study_past_retention_are_dead_lettered(disk: Disk) -> None:
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2)
+    proc, sink = make(source, clock, disk=disk, state_retention_days=1)
+    await started(proc)
+    await proc.step()
+    clock.advance(86_400 + 1)
+    await proc.step()  # the retention sweep removes the study's instances
+    proc.stop()
+    await proc.shutdown()
+    await proc.close()
+    # After a restart the decision is the same: the instance is dead-lettered, nothing published.
+    source2 = FakeSource(log=source.log, committed=dict(source.committed))
+    uid = study_uid(1)
+    late = make_instance(uid, series_uid(1), sop_uid(1, 9), number=10)
+    source2.append(0, uid.encode(), orjson.dumps(late), ts(clock))
+    proc2, _ = make(source2, clock, sink, disk=disk, state_retention_days=1)
+    await started(proc2)
+    await proc2.step()
+    clock.advance(TIMEOUT_S)
+    await proc2.step()
+    assert len(bundles(sink)[uid]) == 1
+    [(key, _, headers)] = sink.on("dicom.instances.dlq")
+    assert key == uid.encode()
+    assert headers["error-type"] == b"LateInstanceError"
+    # The study's instances are gone from the changelog too (tombstones).
+    latest: dict[bytes, bytes | None] = {}
+    for k, v, _ in sink.logs[("streamer.study-state", 0)]:
+        assert k is not None
+        latest[k] = v
+    assert [k for k, v in latest.items() if k.startswith(b"i|") and v is not None] == []
+
+
+async def test_backlog_replay_uses_stream_time_not_wall_clock(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     uid = study_uid(1)
@@ -217,10 +385,9 @@ async def test_backlog_replay_uses_stream_time_not_wall_clock() -> None:
         ts(clock) + 10_000,
     )
     clock.advance(3600)
-    proc, sink = make(source, clock)
-    await proc.start()
     # Poll one record at a time: after the first, the partition is behind, so no timeout may fire.
-    proc._settings = proc._settings.model_copy(update={"max_poll_records": 1})
+    proc, sink = make(source, clock, max_poll_records=1, disk=disk)
+    await started(proc)
     await proc.step()
     assert bundles(sink) == {}
     await proc.step()  # caught up now: wall clock says the study timed out long ago
@@ -228,12 +395,12 @@ async def test_backlog_replay_uses_stream_time_not_wall_clock() -> None:
     assert instance_uids(bundle) == {sop_uid(1, 0), sop_uid(1, 1)}
 
 
-async def test_late_instance_republishes_same_ids_with_full_set() -> None:
+async def test_late_instance_republishes_same_ids_with_full_set(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 2)
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     clock.advance(5)
     uid = study_uid(1)
@@ -254,92 +421,104 @@ async def test_late_instance_republishes_same_ids_with_full_set() -> None:
     assert instance_uids(second) == {sop_uid(1, 0), sop_uid(1, 1), sop_uid(1, 7)}
 
 
-async def test_rebalance_commits_held_offsets_and_new_owner_rebuilds() -> None:
+async def test_rebalance_checkpoints_and_the_new_owner_restores(tmp_path: Path) -> None:
     clock = FakeClock()
     source = FakeSource(partitions=(0, 1))
     put_study(source, clock, 1, 2, partition=0, marker=False)
     put_study(source, clock, 2, 2, partition=1)
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=Disk(tmp_path, "one"))
+    await started(proc)
     await proc.step()
     assert list(bundles(sink)) == [study_uid(2)]
     await source.assign({1})  # partition 0 goes to another member
-    assert source.committed[0] == 0  # open study 1 still needs offset 0
+    await proc.wait_ready()
+    assert source.committed[0] == 2  # the revoke committed what was read
     assert proc.open_studies() == {1: []}
-    # The other member (a second processor on the same log) publishes study 1 after the timeout.
+    # The other member (another machine, same brokers) restores study 1 and times it out.
     other = FakeSource(partitions=(0,), log=source.log, committed=dict(source.committed))
-    proc2, sink2 = make(other, clock)
-    await proc2.start()
-    await proc2.step()
+    proc2, _ = make(other, clock, sink, disk=Disk(tmp_path, "two"))
+    await started(proc2)
+    assert proc2.open_studies() == {0: [study_uid(1)]}
     clock.advance(TIMEOUT_S)
     await proc2.step()
-    assert instance_uids(bundles(sink2)[study_uid(1)][0]) == {sop_uid(1, 0), sop_uid(1, 1)}
+    [bundle] = bundles(sink)[study_uid(1)]
+    assert instance_uids(bundle) == {sop_uid(1, 0), sop_uid(1, 1)}
 
 
-async def test_commit_waits_for_acks_and_failed_output_stops_without_commit() -> None:
+async def test_commit_waits_for_acks_and_failed_output_stops_without_commit(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 1)
-    proc, _ = make(source, clock, FakeSink(fail_with=RuntimeError("broker down")))
-    await proc.start()
-    with pytest.raises(RuntimeError, match="broker down"):
+    proc, _ = make(source, clock, FakeSink(fail_with=OutputError("broker down")), disk=disk)
+    await started(proc)
+    with pytest.raises(OutputError, match="broker down"):
         await proc.step()
     assert source.committed == {}
 
 
-async def test_stop_publishes_what_is_due_and_commits() -> None:
+async def test_stop_publishes_what_is_due_and_commits(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 1)
     put_study(source, clock, 2, 1, marker=False)
-    proc, sink = make(source, clock)
+    proc, sink = make(source, clock, disk=disk)
     proc.stop()
     await proc.run()  # stopped before the first poll: nothing consumed, nothing lost
     assert sink.sent == []
     assert source.stopped
-    proc2, sink2 = make(FakeSource(log=source.log), clock)
-    await proc2.start()
+    proc2, sink2 = make(FakeSource(log=source.log), clock, disk=disk)
+    await started(proc2)
     await proc2.step()
     proc2.stop()
-    await proc2._shutdown()
+    await proc2.shutdown()
     assert list(bundles(sink2)) == [study_uid(1)]
     assert proc2.open_studies() == {0: [study_uid(2)]}
 
 
-async def test_big_study_build_does_not_starve_the_event_loop() -> None:
-    """Bundle building runs off the loop, so group heartbeats keep flowing during a large study."""
-    import asyncio
-    import time
+class _GatedExecutor(ThreadPoolExecutor):
+    """Runs each job only once the event loop has shown it still runs other tasks meanwhile."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(max_workers=1)
+        self._loop = loop
+        self.started = asyncio.Event()
+        self.loop_ran = threading.Event()
+        self.loop_was_free: list[bool] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def gated() -> Any:
+            self._loop.call_soon_threadsafe(self.started.set)
+            # If the build ran on the loop's thread, the loop could not answer: wait would time out.
+            self.loop_was_free.append(self.loop_ran.wait(timeout=30))
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
+async def test_big_study_build_does_not_starve_the_event_loop(disk: Disk) -> None:
+    """Bundle building runs off the loop, so group heartbeats keep flowing during a large study."""
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 4000)
-    proc, sink = make(source, clock)
-    await proc.start()
-    gaps: list[float] = []
-    done = asyncio.Event()
+    executor = _GatedExecutor(asyncio.get_running_loop())
+    proc, sink = make(source, clock, executor=executor, disk=disk)
+    await started(proc)
 
-    async def tick() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+    async def answer_while_building() -> None:
+        await executor.started.wait()
+        executor.loop_ran.set()
 
-    ticker = asyncio.create_task(tick())
+    helper = asyncio.create_task(answer_while_building())
     for _ in range(20):  # 500 records per poll
         await proc.step()
-    done.set()
-    await ticker
+    await helper
     [bundle] = bundles(sink)[study_uid(1)]
     assert imaging_study(bundle)["numberOfInstances"] == 4000
-    # aiokafka's heartbeat task needs the loop; the default heartbeat interval is 3 s.
-    assert max(gaps) < 1.0, f"event loop blocked for {max(gaps):.2f} s"
+    assert executor.loop_was_free == [True]
 
 
 async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, disk: Disk
 ) -> None:
     import logging
 
@@ -366,11 +545,11 @@ async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
     del bad["0020000E"]
     source.append(0, uid.encode(), orjson.dumps(bad), ts(clock))
     source.append(0, uid.encode(), encode_marker(uid, 2), ts(clock))
-    proc, sink = make(source, clock)
-    await proc.start()
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     proc.stop()
-    await proc._shutdown()
+    await proc.shutdown()
     assert bundles(sink)[uid]
     formatter = JsonFormatter()
     text = "\n".join(formatter.format(r) for r in caplog.records)
@@ -380,7 +559,9 @@ async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
         assert needle not in text
 
 
-async def test_periodic_status_line_counts_open_studies(caplog: pytest.LogCaptureFixture) -> None:
+async def test_periodic_status_line_counts_open_studies(
+    caplog: pytest.LogCaptureFixture, disk: Disk
+) -> None:
     import logging
 
     from streamer.log import JsonFormatter
@@ -389,34 +570,33 @@ async def test_periodic_status_line_counts_open_studies(caplog: pytest.LogCaptur
     clock = FakeClock()
     source = FakeSource()
     put_study(source, clock, 1, 2, marker=False)
-    proc, _ = make(source, clock)
-    await proc.start()
+    proc, _ = make(source, clock, disk=disk)
+    await started(proc)
     await proc.step()
     assert not [r for r in caplog.records if r.getMessage() == "status"]
     clock.advance(61)
     await proc.step()
     [status] = [r for r in caplog.records if r.getMessage() == "status"]
     line = orjson.loads(JsonFormatter().format(status))
-    # The study timed out in the same round (30 s < 61 s): closed, still held for reopening, committed at 0.
-    assert line["partitions"] == {"0": {"open": 0, "held": 1, "committed": 0}}
+    # The study timed out in the same round (30 s < 61 s): closed, kept for late instances.
+    assert line["partitions"] == {"0": {"restoring": False, "open": 0, "closed": 1, "committed": 2}}
     assert line["stats"]["studies_closed_timeout"] == 1
     assert line["stats"]["records"] == 2
 
 
-async def test_output_failure_during_revoke_stops_the_loop_without_commit() -> None:
+async def test_output_failure_during_revoke_stops_the_loop_without_commit(disk: Disk) -> None:
     """aiokafka swallows errors raised in rebalance callbacks; the loop must still stop."""
     clock = FakeClock()
     source = FakeSource(partitions=(0, 1))
     put_study(source, clock, 1, 1, partition=0)
     sink = FakeSink()
-    proc, _ = make(source, clock, sink)
-    proc._settings = proc._settings.model_copy(update={"reopen_window_seconds": 0})
-    await proc.start()
-    sink.fail_with = RuntimeError("broker refuses output")
-    with pytest.raises(RuntimeError):
+    proc, _ = make(source, clock, sink, reopen_window_seconds=0, disk=disk)
+    await started(proc)
+    sink.fail_with = OutputError("broker refuses output")
+    with pytest.raises(OutputError):
         await proc.step()  # the Bundle is sent, its ack fails at the commit
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OutputError):
         await source.assign({1})  # the revoke callback meets the same failure
-    with pytest.raises(RuntimeError, match="refuses"):
+    with pytest.raises(OutputError, match="refuses"):
         await proc.step()
     assert source.committed == {}

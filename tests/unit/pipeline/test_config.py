@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.config import Settings, load_settings, unknown_env_vars
+from streamer.config import Settings, load_settings, settings_table, unknown_env_vars
 from streamer.errors import ConfigError
 
 README = Path(__file__).parents[3] / "README.md"
@@ -60,7 +60,7 @@ def test_bad_setting_names_the_variable(
 
 def test_same_topic_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMER_OUTPUT_TOPIC", "dicom.instances")
-    with pytest.raises(ConfigError, match="different topics"):
+    with pytest.raises(ConfigError, match="must all be different"):
         load_settings()
 
 
@@ -77,3 +77,5 @@ def test_readme_settings_table_lists_exactly_the_settings() -> None:
     documented = set(re.findall(r"^\| `(STREAMER_[A-Z_]+)` \|", README.read_text(), flags=re.M))
     expected = {f"STREAMER_{name.upper()}" for name in Settings.model_fields}
     assert documented == expected
+    # Defaults and meanings too: the table is the one settings_table() makes from the fields.
+    assert settings_table() in README.read_text()

@@ -1,29 +1,60 @@
+"""Per-partition study lifecycle on both study stores (in memory, and keyed records over a KV store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import orjson
 import pytest
 
-from streamer.aggregate import CloseReason, PartitionState
+from streamer.aggregate import (
+    CloseReason,
+    InMemoryStudyStore,
+    PartitionState,
+    StudyStatus,
+    StudyStore,
+)
+from streamer.dicom.instance import InstanceKey
 from streamer.errors import LateInstanceError
-from streamer.fhir import InstanceKey
 from streamer.messages import EndOfStudy, Instance
+from streamer.state.kv import MemoryStore
+from streamer.state.partition_store import PartitionStore
+from streamer.state.study_store import KVStudyStore, StudyRecordCodec
 
 TIMEOUT = 10_000
-WINDOW = 60_000
+RETENTION = 60_000
 
 
 def inst(study: str, sop: str, payload: str = "x") -> Instance:
     return Instance(InstanceKey(study, study + ".1", sop), orjson.dumps({"p": payload}))
 
 
-def state() -> PartitionState:
-    return PartitionState(partition=0, timeout_ms=TIMEOUT, reopen_window_ms=WINDOW)
+def _kv_store() -> StudyStore:
+    return KVStudyStore(PartitionStore(MemoryStore(), StudyRecordCodec()))
+
+
+@pytest.fixture(params=[InMemoryStudyStore, _kv_store], ids=["memory", "kv"])
+def st(request: pytest.FixtureRequest) -> PartitionState:
+    make_store: Callable[[], StudyStore] = request.param
+    return PartitionState(
+        partition=0, store=make_store(), timeout_ms=TIMEOUT, retention_ms=RETENTION
+    )
 
 
 def due(st: PartitionState, now: int) -> list[tuple[str, CloseReason]]:
-    return [(s.uid, r) for s, r in st.due(now)]
+    return st.due(now)
 
 
-def test_marker_without_count_closes_at_once() -> None:
-    st = state()
+def held(st: PartitionState, uid: str) -> list[dict[str, str]]:
+    return [orjson.loads(raw) for raw in st.instances(uid)]
+
+
+def close_marker(st: PartitionState, uid: str, now: int) -> None:
+    assert due(st, now) == [(uid, CloseReason.MARKER)]
+    st.close(uid, now, CloseReason.MARKER)
+
+
+def test_marker_without_count_closes_at_once(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_instance(inst("A", "a2"), 1, 1001)
     assert due(st, 1002) == []
@@ -31,115 +62,125 @@ def test_marker_without_count_closes_at_once() -> None:
     assert due(st, 1003) == [("A", CloseReason.MARKER)]
 
 
-def test_marker_count_waits_for_missing_instance() -> None:
-    st = state()
+def test_marker_count_waits_for_missing_instance(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_marker(EndOfStudy("A", 2), 1, 1001)
     assert due(st, 1002) == []
-    st.add_instance(inst("A", "a1"), 2, 1003)  # redelivery is not a second instance
+    assert st.add_instance(inst("A", "a1"), 2, 1003).duplicate  # not a second instance
     assert due(st, 1004) == []
     st.add_instance(inst("A", "a2"), 3, 1005)
     assert due(st, 1005) == [("A", CloseReason.MARKER)]
 
 
-def test_marker_count_not_reached_times_out() -> None:
-    st = state()
+def test_marker_count_not_reached_times_out(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_marker(EndOfStudy("A", 5), 1, 2000)
     assert due(st, 2000 + TIMEOUT - 1) == []
     assert due(st, 2000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
 
 
-def test_inactivity_deadline_follows_last_record_time() -> None:
-    st = state()
+def test_inactivity_deadline_follows_last_record_time(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_instance(inst("A", "a2"), 1, 5000)
     assert due(st, 1000 + TIMEOUT) == []
     assert due(st, 5000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
 
 
-def test_studies_never_mix() -> None:
-    st = state()
-    st.add_instance(inst("A", "s1"), 0, 1)
-    st.add_instance(inst("B", "s1"), 1, 2)  # same SOP UID in another study stays separate
+def test_studies_never_mix(st: PartitionState) -> None:
+    st.add_instance(inst("A", "s1", "a"), 0, 1)
+    st.add_instance(inst("B", "s1", "b"), 1, 2)  # same SOP UID in another study stays separate
     st.add_marker(EndOfStudy("A", None), 2, 3)
     assert due(st, 3) == [("A", CloseReason.MARKER)]
-    assert set(st.studies["A"].instances) == {"s1"}
-    assert set(st.studies["B"].instances) == {"s1"}
+    assert held(st, "A") == [{"p": "a"}]
+    assert held(st, "B") == [{"p": "b"}]
 
 
-def test_late_instance_reopens_closed_study_with_all_instances() -> None:
-    st = state()
-    st.add_instance(inst("A", "a1"), 0, 1000)
+def test_late_instance_reopens_closed_study_with_all_instances(st: PartitionState) -> None:
+    st.add_instance(inst("A", "a1", "1"), 0, 1000)
     st.add_marker(EndOfStudy("A", None), 1, 1001)
-    ((study, _),) = list(st.due(1001))
-    st.close(study, 1001)
+    close_marker(st, "A", 1001)
     assert due(st, 1002) == []
-    result = st.add_instance(inst("A", "a2"), 2, 3000)
+    result = st.add_instance(inst("A", "a2", "2"), 2, 3000)
     assert result.reopened
-    assert set(study.instances) == {"a1", "a2"}
+    assert held(st, "A") == [{"p": "1"}, {"p": "2"}]
     assert due(st, 3000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
 
 
-def test_identical_redelivery_does_not_reopen() -> None:
-    st = state()
+def test_identical_redelivery_does_not_reopen(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_marker(EndOfStudy("A", None), 1, 1001)
-    ((study, _),) = list(st.due(1001))
-    st.close(study, 1001)
+    close_marker(st, "A", 1001)
     assert st.add_instance(inst("A", "a1"), 2, 1500).duplicate
-    assert not study.is_open
+    record = st.study("A")
+    assert record is not None and record.status is StudyStatus.CLOSED
     assert st.add_marker(EndOfStudy("A", None), 3, 1600).duplicate
 
 
-def test_changed_instance_reopens() -> None:
-    st = state()
+def test_changed_instance_reopens(st: PartitionState) -> None:
     st.add_instance(inst("A", "a1", "v1"), 0, 1000)
     st.add_marker(EndOfStudy("A", None), 1, 1001)
-    ((study, _),) = list(st.due(1001))
-    st.close(study, 1001)
+    close_marker(st, "A", 1001)
     assert st.add_instance(inst("A", "a1", "v2"), 2, 1500).reopened
-    assert orjson.loads(study.instances["a1"]) == {"p": "v2"}
+    assert held(st, "A") == [{"p": "v2"}]
+    record = st.study("A")
+    assert record is not None and record.instance_count == 1
 
 
-def test_after_reopen_window_late_instance_is_refused() -> None:
-    st = state()
+def test_after_retention_the_study_is_removed_and_late_instances_refused(
+    st: PartitionState,
+) -> None:
     st.add_instance(inst("A", "a1"), 0, 1000)
     st.add_marker(EndOfStudy("A", None), 1, 1001)
-    ((study, _),) = list(st.due(1001))
-    st.close(study, 1001)
-    assert st.expire(1001 + WINDOW - 1) == []
-    assert st.expire(1001 + WINDOW) == ["A"]
+    close_marker(st, "A", 1001)
+    assert st.expire(1001 + RETENTION - 1, limit=10) == []
+    assert st.expire(1001 + RETENTION, limit=10) == ["A"]
+    assert held(st, "A") == []
     with pytest.raises(LateInstanceError, match="closed more than"):
-        st.add_instance(inst("A", "a2"), 2, 1001 + WINDOW + 5)
+        st.add_instance(inst("A", "a2"), 2, 1001 + RETENTION + 5)
     assert st.next_offset == 3
+    assert st.add_marker(EndOfStudy("A", None), 3, 1001 + RETENTION + 6).duplicate
 
 
-def test_commit_offset_is_first_offset_of_any_held_study() -> None:
-    st = state()
-    assert st.commit_offset() is None
+def test_expire_is_bounded_per_call(st: PartitionState) -> None:
+    for n, uid in enumerate(("A", "B", "C")):
+        st.add_instance(inst(uid, "x"), 2 * n, 1000)
+        st.add_marker(EndOfStudy(uid, None), 2 * n + 1, 1000)
+    for uid, reason in due(st, 1000):
+        st.close(uid, 1000, reason)
+    assert len(st.expire(1000 + RETENTION, limit=2)) == 2
+    assert len(st.expire(1000 + RETENTION, limit=2)) == 1
+    assert st.closed_count == 0
+
+
+def test_next_offset_is_last_processed_plus_one(st: PartitionState) -> None:
+    assert st.next_offset is None
     st.add_instance(inst("A", "a1"), 10, 1000)
-    st.add_instance(inst("B", "b1"), 11, 1000)
-    st.skip(12, 1000)
-    assert st.commit_offset() == 10
-    st.add_marker(EndOfStudy("A", None), 13, 1001)
-    ((study, _),) = list(st.due(1001))
-    st.close(study, 1001)
-    assert st.commit_offset() == 10  # closed A is still reopenable, so still held
-    st.expire(1001 + WINDOW)
-    # B timed out meanwhile and was never closed by the caller: still held
-    assert st.commit_offset() == 11
-    b = st.studies["B"]
-    st.close(b, 1001 + WINDOW)
-    st.expire(1001 + 2 * WINDOW)
-    assert st.commit_offset() == 14
+    st.skip(11, 1000)
+    assert st.next_offset == 12  # open studies do not hold it back
 
 
-def test_marker_alone_is_not_published_and_can_be_dropped() -> None:
-    st = state()
+def test_marker_alone_is_not_published_and_can_be_dropped(st: PartitionState) -> None:
     st.add_marker(EndOfStudy("A", None), 0, 1000)
     assert due(st, 1000) == []  # nothing to publish yet
-    [(study, reason)] = list(st.due(1000 + TIMEOUT))
-    assert reason is CloseReason.TIMEOUT
-    st.drop_empty(study)
-    assert st.commit_offset() == 1
+    assert due(st, 1000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
+    st.drop_empty("A")
+    assert st.study("A") is None
+    assert st.open_count == 0
+
+
+def test_rearm_rebuilds_deadlines_from_stored_records(st: PartitionState) -> None:
+    st.add_instance(inst("A", "a1"), 0, 1000)
+    st.add_instance(inst("B", "b1"), 1, 2000)
+    st.add_marker(EndOfStudy("B", None), 2, 2000)
+    st.add_instance(inst("C", "c1"), 3, 2000)
+    st.add_marker(EndOfStudy("C", None), 4, 2000)
+    st.close("C", 2000, CloseReason.MARKER)
+    restored = PartitionState(
+        partition=0, store=st.store, timeout_ms=TIMEOUT, retention_ms=RETENTION
+    )
+    restored.rearm(st.store.studies())
+    assert restored.open_count == 2
+    assert restored.closed_count == 1
+    # B's marker is satisfied: due at once; A keeps its deadline (not reset by the restore).
+    assert due(restored, 2001) == [("B", CloseReason.MARKER)]
+    assert ("A", CloseReason.TIMEOUT) in due(restored, 1000 + TIMEOUT)

@@ -11,22 +11,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import time
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from streamer.app import Processor
+from streamer.cli.publish import publish
+from streamer.cli.run import build_processor, open_state
 from streamer.config import Settings, load_settings
+from streamer.devbroker import LocalBroker, start_apache_kafka, start_tansu
 from streamer.kafka.admin import ensure_topics
-from streamer.kafka.consumer import KafkaSource
-from streamer.kafka.producer import KafkaSink
-from streamer.local_broker import LocalBroker, start_apache_kafka, start_tansu
+from streamer.kafka.reader import read_latest_per_key
 from streamer.log import configure_logging
-from streamer.publish import publish
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +44,15 @@ async def _collect(
     settings: Settings, expected: set[str], wait_s: float
 ) -> dict[str, dict[str, Any]]:
     """Read the output topic until every expected study has a Bundle (latest wins)."""
-    consumer = AIOKafkaConsumer(
+    wanted = {uid.encode() for uid in expected}
+    latest = await read_latest_per_key(
+        settings,
         settings.output_topic,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.group_id}-demo-reader",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        done=lambda got: wanted <= got.keys(),
+        wait_s=wait_s,
     )
-    await consumer.start()
-    bundles: dict[str, dict[str, Any]] = {}
-    try:
-        deadline = time.monotonic() + wait_s
-        while not expected <= set(bundles) and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    bundles[record.key.decode()] = orjson.loads(record.value)
-    finally:
-        await consumer.stop()
-    return bundles
+    return {key.decode(): orjson.loads(value) for key, value in latest.items()}
 
 
 def _summary_line(uid: str, bundle: dict[str, Any]) -> str:
@@ -83,12 +69,13 @@ def _summary_line(uid: str, bundle: dict[str, Any]) -> str:
     )
 
 
-async def run_demo(broker: LocalBroker, out_dir: Path, print_bundles: bool) -> int:
+async def run_demo(broker: LocalBroker, out_dir: Path, print_bundles: bool, state_dir: Path) -> int:
     settings = load_settings(
         bootstrap_servers=broker.bootstrap,
         idempotent_producer=broker.kind != "tansu",
+        isolation_level="read_committed" if broker.kind != "tansu" else "read_uncommitted",
+        state_dir=str(state_dir),
         study_timeout_seconds=15,
-        reopen_window_seconds=60,
         session_timeout_ms=2000,
         heartbeat_interval_ms=500,
         commit_interval_seconds=1,
@@ -97,10 +84,11 @@ async def run_demo(broker: LocalBroker, out_dir: Path, print_bundles: bool) -> i
         log_format="text",
     )
     await ensure_topics(settings)
-    processor = Processor(settings, KafkaSource(settings), KafkaSink(settings))
+    stores = open_state(settings)
+    processor = build_processor(settings, stores)
     task = asyncio.create_task(processor.run())
     try:
-        await asyncio.wait_for(processor.assigned.wait(), 30)
+        await asyncio.wait_for(processor.wait_ready(), 30)
         paths = sample_paths()
         report = await publish(paths, settings)
         print(report.summary())  # noqa: T201
@@ -109,6 +97,7 @@ async def run_demo(broker: LocalBroker, out_dir: Path, print_bundles: bool) -> i
         processor.stop()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(task, 30)
+        stores.close()
     return _show(bundles, set(report.instances), settings.output_topic, out_dir, print_bundles)
 
 
@@ -157,7 +146,9 @@ def main(argv: Sequence[str]) -> int:
     broker = start_tansu() if args.broker == "tansu" else start_apache_kafka()
     try:
         print(f"broker {broker.kind} at {broker.bootstrap}")  # noqa: T201
-        return asyncio.run(run_demo(broker, args.out, args.print_bundles))
+        # The broker keeps its data in memory, so the study store lives only as long as it does.
+        with tempfile.TemporaryDirectory(prefix="streamer-demo-state-") as state_dir:
+            return asyncio.run(run_demo(broker, args.out, args.print_bundles, Path(state_dir)))
     finally:
         broker.stop()
         print("broker stopped")  # noqa: T201

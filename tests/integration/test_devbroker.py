@@ -13,8 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamer import local_broker
-from streamer.local_broker import start_tansu, tansu_binary
+from streamer.devbroker import start_tansu, tansu_binary
+from streamer.devbroker import tansu as tansu_module
 
 pytestmark = pytest.mark.kafka
 
@@ -227,7 +227,7 @@ def test_start_tansu_refuses_port_in_use() -> None:
 def test_start_tansu_detects_its_own_bind_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     # Skip the pre-check so Tansu really hits AddrInUse: it exits 0 while our listener
     # answers on the port, and start_tansu must not mistake that listener for the broker.
-    monkeypatch.setattr(local_broker, "_port_is_free", lambda port: True)
+    monkeypatch.setattr(tansu_module, "port_is_free", lambda port: True)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()

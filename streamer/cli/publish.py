@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
-from streamer.config import Settings, load_settings
+from streamer.config import Settings, load_log_level, load_settings
 from streamer.dicom.files import list_files, read_file
 from streamer.errors import InvalidInstanceError
 from streamer.fhir import check_instance
-from streamer.kafka.producer import producer_kwargs
+from streamer.kafka.publisher import Publisher
+from streamer.log import configure_logging
 from streamer.messages import encode_marker
 
 log = logging.getLogger(__name__)
@@ -66,35 +66,23 @@ async def publish(
 ) -> PublishReport:
     """Send every instance keyed by StudyInstanceUID, then one marker per study with its count."""
     report = PublishReport()
-    producer = AIOKafkaProducer(**producer_kwargs(settings))
-    await producer.start()
-    try:
-        futures = []
+    async with Publisher(settings) as out:
         for study_uid, doc in iter_instances(paths, report):
-            futures.append(
-                await producer.send(
-                    settings.input_topic, key=study_uid.encode(), value=orjson.dumps(doc)
-                )
-            )
+            await out.send(settings.input_topic, study_uid.encode(), orjson.dumps(doc))
             report.instances[study_uid] += 1
         if markers:
             # Markers go last: same key, same partition, so each follows its study's instances.
             for study_uid, count in report.instances.items():
-                futures.append(
-                    await producer.send(
-                        settings.input_topic,
-                        key=study_uid.encode(),
-                        value=encode_marker(study_uid, count),
-                    )
+                await out.send(
+                    settings.input_topic, study_uid.encode(), encode_marker(study_uid, count)
                 )
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+        await out.flush()
     return report
 
 
 def main(argv: Sequence[str]) -> int:
-    """CLI entry point for the `publish` subcommand."""
+    """CLI entry point for the `publish` subcommand; logs at STREAMER_LOG_LEVEL (default WARNING)."""
+    configure_logging(load_log_level("WARNING"), "text")
     parser = argparse.ArgumentParser(
         prog="python -m streamer publish",
         description="Publish DICOM files as DICOM JSON instance messages plus end-of-study markers. "

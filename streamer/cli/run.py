@@ -1,0 +1,103 @@
+"""``python -m streamer [run]``: the stream processor, configured by STREAMER_* variables.
+
+Consumes the input topic and publishes Bundles and dead letters until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamer.config import Settings, load_settings, unknown_env_vars
+from streamer.errors import ConfigError
+from streamer.log import configure_logging
+
+if TYPE_CHECKING:
+    from streamer.app import Processor
+    from streamer.state.study_store import StudyStores
+
+log = logging.getLogger("streamer")
+
+
+def open_state(settings: Settings) -> StudyStores:
+    """Lock this process's state directory; another process on it stops the start (exit 2)."""
+    from streamer.state.directory import StateDirectory
+    from streamer.state.errors import StoreLockedError
+    from streamer.state.study_store import StudyStores
+
+    try:
+        directory = StateDirectory(Path(settings.state_dir), settings.group_id)
+    except StoreLockedError as exc:
+        raise ConfigError(str(exc)) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use STREAMER_STATE_DIR {settings.state_dir!r}: {exc.strerror or exc}"
+        ) from exc
+    return StudyStores(directory, settings.input_topic, settings.state_engine)
+
+
+def build_processor(settings: Settings, stores: StudyStores) -> Processor:
+    """The processor wired to Kafka; the one place that does it, for `run` and for `demo`."""
+    # Imported here: a settings error should exit before the mapping code is loaded.
+    from streamer.app import Processor
+    from streamer.kafka.changelog import KafkaChangelogReader
+    from streamer.kafka.consumer import KafkaSource
+    from streamer.kafka.producer import KafkaSink
+
+    return Processor(
+        settings,
+        KafkaSource(settings),
+        KafkaSink(settings),
+        KafkaChangelogReader(settings),
+        stores.open,
+    )
+
+
+async def run(settings: Settings) -> int:
+    """Run the stream processor until SIGTERM/SIGINT."""
+    from streamer.kafka.admin import ensure_topics
+
+    counts = await ensure_topics(settings)
+    log.info(
+        "starting",
+        extra={
+            "input_topic": settings.input_topic,
+            "output_topic": settings.output_topic,
+            "dlq_topic": settings.dlq_topic,
+            "group_id": settings.group_id,
+            "partitions": counts.get(settings.input_topic),
+        },
+    )
+    stores = open_state(settings)
+    try:
+        processor = build_processor(settings, stores)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, processor.stop)
+        await processor.run()
+    finally:
+        stores.close()
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of ``run``; takes no arguments (settings come from the environment).
+
+    A settings problem raises ConfigError (the caller exits 2); any other failure exits 1 so the
+    orchestrator restarts us: nothing was committed past output the broker had not acknowledged.
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    for name in unknown_env_vars():
+        log.warning("unknown setting ignored", extra={"variable": name})
+    try:
+        return asyncio.run(run(settings))
+    except ConfigError:
+        raise
+    except Exception:
+        log.exception("fatal error, exiting")
+        return 1

@@ -1,0 +1,93 @@
+"""Sends waiting for their broker ack: offsets may be committed only once the outbox is drained."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from streamer.errors import OutputError, RecordTooLargeError
+from streamer.ports import Headers, Sink
+
+# What to do when the broker refuses a record as too large (e.g. dead-letter the study instead).
+OnTooLarge = Callable[[RecordTooLargeError], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    future: asyncio.Future[int]
+    on_too_large: OnTooLarge | None
+
+
+class Outbox:
+    """Every output, dead-letter (and later changelog) send goes through here until acked.
+
+    A refusal other than "too large" is sticky: once the broker lost one output record, nothing
+    may be committed after it, so every later call raises the same OutputError.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._pending: list[_Pending] = []
+        self._failed: OutputError | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def failed(self) -> OutputError | None:
+        return self._failed
+
+    def check(self) -> None:
+        """Raise the sticky failure, if any."""
+        if self._failed is not None:
+            raise self._failed
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        *,
+        partition: int | None = None,
+        on_too_large: OnTooLarge | None = None,
+    ) -> asyncio.Future[int] | None:
+        """Hand a record to the producer; a "too large" refusal now or at ack goes to on_too_large.
+
+        Returns the ack future (its result is the record's offset once drained), or None when the
+        record was refused at once and handed to on_too_large.
+        """
+        self.check()
+        try:
+            future = await self._sink.send(topic, key, value, headers, partition=partition)
+        except RecordTooLargeError as exc:
+            if on_too_large is None:
+                raise self._fail(exc) from exc
+            await on_too_large(exc)
+            return None
+        except OutputError as exc:
+            raise self._fail(exc) from exc
+        self._pending.append(_Pending(future, on_too_large))
+        return future
+
+    async def drain(self) -> None:
+        """Wait for every ack (including sends made by on_too_large callbacks meanwhile)."""
+        self.check()
+        while self._pending:
+            pending, self._pending = self._pending, []
+            results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
+            for item, outcome in zip(pending, results, strict=True):
+                if not isinstance(outcome, BaseException):
+                    continue
+                if isinstance(outcome, RecordTooLargeError) and item.on_too_large is not None:
+                    await item.on_too_large(outcome)
+                    continue
+                raise self._fail(outcome)
+
+    def _fail(self, exc: BaseException) -> OutputError:
+        failure = exc if isinstance(exc, OutputError) else OutputError(f"output refused: {exc!r}")
+        if failure is not exc:
+            failure.__cause__ = exc
+        self._failed = failure
+        return failure

@@ -1,0 +1,70 @@
+"""Local state per assigned input partition (state-store.md §5): storage only, no Kafka.
+
+`StateDirectory` locks `<root>/<group>` and opens one `KVStore` per partition (RocksDB by default,
+SQLite as the fallback); `PartitionStore` stages changes over it between checkpoints.
+"""
+
+from streamer.state.directory import Engine, StateDirectory
+from streamer.state.errors import (
+    InvalidKeyError,
+    StateDirectoryLockedError,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
+from streamer.state.keys import (
+    INSTANCE_PREFIX,
+    META_PREFIX,
+    STUDY_PREFIX,
+    instance_key,
+    instance_prefix,
+    is_local_key,
+    parse_instance_key,
+    parse_study_key,
+    study_key,
+)
+from streamer.state.kv import KVStore, MemoryStore, prefix_upper_bound
+from streamer.state.partition_store import (
+    BytesCodec,
+    CacheInfo,
+    PartitionStore,
+    StoreMetadata,
+    StudyCodec,
+)
+from streamer.state.rocks import RocksConfig, RocksResources, RocksStore, shared_resources
+from streamer.state.sqlite import SqliteConfig, SqliteStore
+
+__all__ = [
+    "INSTANCE_PREFIX",
+    "META_PREFIX",
+    "STUDY_PREFIX",
+    "BytesCodec",
+    "CacheInfo",
+    "Engine",
+    "InvalidKeyError",
+    "KVStore",
+    "MemoryStore",
+    "PartitionStore",
+    "RocksConfig",
+    "RocksResources",
+    "RocksStore",
+    "SqliteConfig",
+    "SqliteStore",
+    "StateDirectory",
+    "StateDirectoryLockedError",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreMetadata",
+    "StudyCodec",
+    "instance_key",
+    "instance_prefix",
+    "is_local_key",
+    "parse_instance_key",
+    "parse_study_key",
+    "prefix_upper_bound",
+    "shared_resources",
+    "study_key",
+]

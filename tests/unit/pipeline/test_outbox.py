@@ -1,0 +1,69 @@
+"""The outbox: acks before commits, "too large" handed back, any other refusal sticky."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordTooLargeError
+
+from streamer.errors import OutputError
+from streamer.errors import RecordTooLargeError as TooLarge
+from streamer.kafka.producer import translate_send_error
+from streamer.outbox import Outbox
+from tests.fakes import FakeSink
+
+
+async def test_drain_waits_for_every_ack() -> None:
+    sink = FakeSink()
+    outbox = Outbox(sink)
+    await outbox.send("t", b"k", b"v", [])
+    await outbox.send("t", b"k2", b"v2", [])
+    assert len(outbox) == 2
+    await outbox.drain()
+    assert len(outbox) == 0
+    assert [k for _, k, _, _ in sink.sent] == [b"k", b"k2"]
+
+
+async def test_too_large_goes_to_its_callback_and_the_outbox_stays_usable() -> None:
+    sink = FakeSink(fail_with=TooLarge("too big"))
+    outbox = Outbox(sink)
+    refused: list[str] = []
+
+    async def on_too_large(exc: TooLarge) -> None:
+        refused.append(str(exc))
+        sink.fail_with = None
+        await outbox.send("dlq", b"k", b"small", [])
+
+    await outbox.send("out", b"k", b"huge", [], on_too_large=on_too_large)
+    await outbox.drain()
+    assert refused == ["too big"]
+    assert [t for t, _, _, _ in sink.sent] == ["out", "dlq"]
+    assert outbox.failed is None
+
+
+async def test_any_other_refusal_is_sticky() -> None:
+    sink = FakeSink(fail_with=OutputError("gone"))
+    outbox = Outbox(sink)
+    await outbox.send("out", b"k", b"v", [])
+    with pytest.raises(OutputError, match="gone"):
+        await outbox.drain()
+    sink.fail_with = None
+    with pytest.raises(OutputError, match="gone"):
+        await outbox.send("out", b"k", b"v", [])
+    with pytest.raises(OutputError, match="gone"):
+        await outbox.drain()
+
+
+async def test_too_large_without_a_callback_is_an_output_error() -> None:
+    outbox = Outbox(FakeSink(fail_with=TooLarge("too big")))
+    await outbox.send("dlq", b"k", b"v", [])
+    with pytest.raises(OutputError):
+        await outbox.drain()
+
+
+@pytest.mark.parametrize("error", [MessageSizeTooLargeError(), RecordTooLargeError()])
+def test_kafka_size_errors_become_record_too_large(error: Exception) -> None:
+    assert isinstance(translate_send_error(error), TooLarge)
+
+
+def test_other_kafka_errors_become_output_errors() -> None:
+    assert isinstance(translate_send_error(KafkaConnectionError()), OutputError)
