@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Run the main job on the embedded default: local broker, streamer, sample studies, Bundles.
+## The whole pipeline on an embedded broker: streamer, pydicom's sample studies, one Bundle per study.
 demo: $(STAMP)
 	$(BIN)/python -m streamer demo
 

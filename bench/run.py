@@ -31,7 +31,7 @@ import workload  # noqa: E402
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 SEED_PY = BENCH / ".seed-venv" / "bin" / "python"
-HEADLINE = ("a", "b")  # the two scenarios the seed was measured on (seed-library.md §6)
+HEADLINE = ("a", "b")  # the two scenarios the seed's speed was first measured on
 
 
 def _project_python() -> Path:

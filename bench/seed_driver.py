@@ -3,7 +3,7 @@
 Each study is one ``await dicom2fhir.from_generator(async_generator_of_dicts, config)`` call (the seed only
 accepts a real async generator), and each Bundle is serialised with ``bundle.model_dump_json()``, as the
 seed's README does. One event loop (``asyncio.run``) per timed pass rather than per study, so loop start-up
-is not charged to the seed. The config is a fresh dict per call because the seed mutates it (B19). Imports
+is not charged to the seed. The config is a fresh dict per call because the seed mutates the one it gets. Imports
 and workload generation happen before timing (see harness.py).
 """
 
@@ -26,7 +26,8 @@ from dicom2fhir import dicom2fhir, helpers
 from dicom2fhir.dicom2fhirbundle import Dicom2FHIRBundle
 from dicom2fhir.dicom_json_proxy import DicomJsonProxy
 
-# B20: every model_dump_json with IssuerOfPatientID emits a pydantic UserWarning; do not time printing.
+# The seed's model_dump_json emits a pydantic UserWarning for every Bundle with IssuerOfPatientID;
+# printing them must not enter the timing.
 warnings.simplefilter("ignore")
 
 

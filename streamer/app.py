@@ -82,7 +82,9 @@ class Processor:
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle")
         # Every send waits here for its ack; a lost output record makes it fail for good.
         self._outbox = Outbox(sink)
-        self._partitions = Partitions(settings, source, self._outbox, changelog, open_store, clock)
+        self._partitions = Partitions(
+            settings, source, sink, self._outbox, changelog, open_store, clock
+        )
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_commit = clock()
@@ -228,7 +230,13 @@ class Processor:
         headers = dead_letter_headers(
             error_type, str(exc), self._source.topic, record.partition, record.offset
         )
-        await self._outbox.send(self._settings.dlq_topic, record.key, record.value, headers)
+        await self._outbox.send(
+            self._settings.dlq_topic,
+            record.key,
+            record.value,
+            headers,
+            source_partition=record.partition,
+        )
 
     # ---- closing and publishing --------------------------------------------------------------
 
@@ -299,6 +307,7 @@ class Processor:
             study.uid.encode(),
             payload,
             headers,
+            source_partition=partition,
             on_too_large=too_large,
         )
         self.metrics.inc(
@@ -345,7 +354,13 @@ class Processor:
         headers = dead_letter_headers(
             type(exc).__name__, str(exc), self._source.topic, partition, study.first_offset
         )
-        await self._outbox.send(self._settings.dlq_topic, study.uid.encode(), value, headers)
+        await self._outbox.send(
+            self._settings.dlq_topic,
+            study.uid.encode(),
+            value,
+            headers,
+            source_partition=partition,
+        )
 
     # ---- checkpoints -----------------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         True,
         description="Idempotent producer (needs Apache Kafka; set false for brokers such as Tansu).",
     )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="exactly_once: Bundles, dead letters, state and offsets in one transaction per partition.",
+    )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         "read_committed",
         description="What the consumer reads of transactional producers' records.",
@@ -120,9 +124,17 @@ class Settings(BaseSettings):
         description="Largest record the producer sends (also max.message.bytes of created output topics).",
     )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
-    session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer group session timeout.")
+    session_timeout_ms: int = Field(
+        6_000,
+        ge=1000,
+        description="Consumer group session timeout: how long a crashed process holds its partitions.",
+    )
     heartbeat_interval_ms: int = Field(
-        3_000, ge=100, description="Consumer group heartbeat interval."
+        1_500, ge=100, description="Consumer group heartbeat interval."
+    )
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership id (one per process, stable across restarts).",
     )
     max_poll_interval_ms: int = Field(
         300_000, ge=1000, description="Longest gap between polls before the group evicts us."
@@ -133,7 +145,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
 
-    @field_validator("dicom_timezone", "wado_base_url", "changelog_topic", mode="before")
+    @field_validator(
+        "dicom_timezone", "wado_base_url", "changelog_topic", "group_instance_id", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -158,6 +172,13 @@ class Settings(BaseSettings):
         topics = [self.input_topic, self.output_topic, self.dlq_topic, self.changelog]
         if len(set(topics)) != 4:
             raise ValueError("input, output, DLQ and changelog topics must all be different")
+        if self.processing_guarantee == "exactly_once" and (
+            self.isolation_level != "read_committed" or not self.idempotent_producer
+        ):
+            raise ValueError(
+                "processing_guarantee exactly_once needs isolation_level read_committed "
+                "and idempotent_producer true (Apache Kafka, not Tansu)"
+            )
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
         return self

@@ -1,4 +1,5 @@
-"""Logging setup: one line per event, JSON by default; only __main__ calls configure_logging.
+"""Logging setup: one line per event, JSON by default; only the commands in ``streamer/cli/`` call
+`configure_logging`.
 
 Callers pass context in `extra` (study_uid, partition, offset, ...). Never log patient names, IDs or
 birth dates: UIDs and offsets identify what happened.

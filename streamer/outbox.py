@@ -50,6 +50,7 @@ class Outbox:
         value: bytes | None,
         headers: Headers,
         *,
+        source_partition: int,
         partition: int | None = None,
         on_too_large: OnTooLarge | None = None,
     ) -> asyncio.Future[int] | None:
@@ -60,7 +61,9 @@ class Outbox:
         """
         self.check()
         try:
-            future = await self._sink.send(topic, key, value, headers, partition=partition)
+            future = await self._sink.send(
+                topic, key, value, headers, partition=partition, source_partition=source_partition
+            )
         except RecordTooLargeError as exc:
             if on_too_large is None:
                 raise self._fail(exc) from exc

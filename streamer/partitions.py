@@ -21,7 +21,7 @@ from streamer.aggregate import PartitionState, StudyRecord
 from streamer.config import Settings
 from streamer.errors import StateError
 from streamer.outbox import Outbox
-from streamer.ports import ChangelogReader, Source
+from streamer.ports import ChangelogReader, Sink, Source
 from streamer.state.changelog import source_offset_header
 from streamer.state.partition_store import PartitionStore
 from streamer.state.restore import RestoreResult, restore_partition
@@ -51,6 +51,7 @@ class Partitions:
         self,
         settings: Settings,
         source: Source,
+        sink: Sink,
         outbox: Outbox,
         reader: ChangelogReader,
         open_store: OpenStore,
@@ -58,6 +59,7 @@ class Partitions:
     ) -> None:
         self._settings = settings
         self._source = source
+        self._sink = sink
         self._outbox = outbox
         self._reader = reader
         self._open_store = open_store
@@ -78,6 +80,7 @@ class Partitions:
     async def _restore(self, lane: Lane) -> None:
         started = time.monotonic()
         try:
+            await self._sink.open_partitions({lane.number})
             lane.store = self._open_store(lane.number)
             lane.committed = await self._source.committed_offset(lane.number)
             lane.restore = await restore_partition(
@@ -150,34 +153,32 @@ class Partitions:
     async def revoke(self, partitions: set[int]) -> None:
         """Checkpoint what is safe, then close the stores (the new owner restores them)."""
         await self.checkpoint(only=partitions)
-        for p in partitions:
+        for p in sorted(partitions):
             lane = self.lanes.pop(p, None)
-            if lane is None:
-                continue
-            if lane.task is not None and not lane.task.done():
-                lane.task.cancel()
-                await asyncio.gather(lane.task, return_exceptions=True)
-            if lane.store is not None:
-                lane.store.discard_dirty()
-                lane.store.close()
+            if lane is not None:
+                await self._close_lane(lane)
 
-    def _drop(self, lane: Lane) -> None:
+    async def _drop(self, lane: Lane) -> None:
         self.lanes.pop(lane.number, None)
         self._source.pause({lane.number})
-        if lane.store is not None:
-            lane.store.discard_dirty()
-            lane.store.close()
+        await self._close_lane(lane)
         log.warning("partition dropped after a failed commit", extra={"partition": lane.number})
 
     async def close_stores(self) -> None:
         """Close every store without a checkpoint (the process is leaving)."""
-        for lane in list(self.lanes.values()):
-            if lane.task is not None and not lane.task.done():
-                lane.task.cancel()
-                await asyncio.gather(lane.task, return_exceptions=True)
-            if lane.store is not None:
-                lane.store.close()
-        self.lanes.clear()
+        lanes, self.lanes = list(self.lanes.values()), {}
+        for lane in lanes:
+            await self._close_lane(lane)
+
+    async def _close_lane(self, lane: Lane) -> None:
+        """Stop its restore, drop what is staged, close its store and its output transaction."""
+        if lane.task is not None and not lane.task.done():
+            lane.task.cancel()
+            await asyncio.gather(lane.task, return_exceptions=True)
+        if lane.store is not None:
+            lane.store.discard_dirty()
+            lane.store.close()
+        await self._sink.close_partitions({lane.number})
 
     # ---- checkpoint -----------------------------------------------------------------------------
 
@@ -199,7 +200,12 @@ class Partitions:
             headers = [source_offset_header((state.next_offset or 0) - 1)]
             for key, value in dirty.items():
                 future = await self._outbox.send(
-                    self._settings.changelog, key, value, headers, partition=lane.number
+                    self._settings.changelog,
+                    key,
+                    value,
+                    headers,
+                    partition=lane.number,
+                    source_partition=lane.number,
                 )
                 if future is not None:
                     ends[lane.number] = future
@@ -209,13 +215,17 @@ class Partitions:
             for lane, _, state in lanes
             if state.next_offset is not None and state.next_offset != lane.committed
         }
-        committed = await self._source.commit(offsets) if offsets else True
+        if self._sink.transactional:
+            await self._sink.commit(offsets)  # the offsets commit with the outputs, or not at all
+            committed = True
+        else:
+            committed = await self._source.commit(offsets) if offsets else True
         now_ms = int(self._clock() * 1000)
         for lane, store, _ in lanes:
             if not committed and lane.number in offsets:
                 # The group moved on: this lane's staged state is not ours to keep. Stop it; if the
                 # partition comes back, it is restored and read again from the committed offset.
-                self._drop(lane)
+                await self._drop(lane)
                 continue
             if lane.number in offsets:
                 lane.committed = offsets[lane.number]

@@ -75,10 +75,19 @@ class Sink(Protocol):
     """Where Bundles, dead letters and changelog records go.
 
     send() returns a future resolved with the record's offset once the broker acknowledged it.
-    It raises (or the future fails with) RecordTooLargeError or OutputError.
+    It raises (or the future fails with) RecordTooLargeError or OutputError. ``source_partition``
+    is the input partition the record comes from (a transactional sink writes it in that
+    partition's transaction).
     """
 
+    # True: offsets are committed by commit() inside the output transactions, not by the Source.
+    transactional: bool
+
     async def start(self) -> None: ...
+
+    async def open_partitions(self, partitions: set[int]) -> None: ...
+
+    async def close_partitions(self, partitions: set[int]) -> None: ...
 
     async def send(
         self,
@@ -88,7 +97,12 @@ class Sink(Protocol):
         headers: Headers,
         *,
         partition: int | None = None,
+        source_partition: int,
     ) -> asyncio.Future[int]: ...
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        """Transactional sinks: commit the open transactions with these next input offsets."""
+        ...
 
     async def stop(self) -> None: ...
 

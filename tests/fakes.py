@@ -110,6 +110,7 @@ class FakeSink:
         default_factory=list
     )
     fail_with: BaseException | None = None
+    transactional: bool = False
     # Acked records per (topic, partition); partition None when the producer would pick it by key.
     logs: dict[
         tuple[str, int | None], list[tuple[bytes | None, bytes | None, dict[str, bytes]]]
@@ -126,6 +127,7 @@ class FakeSink:
         headers: Headers,
         *,
         partition: int | None = None,
+        source_partition: int = 0,
     ) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.fail_with is not None:
@@ -136,6 +138,15 @@ class FakeSink:
             log.append((key, value, dict(headers)))
         self.sent.append((topic, key, value, dict(headers)))
         return future
+
+    async def open_partitions(self, partitions: set[int]) -> None:
+        pass
+
+    async def close_partitions(self, partitions: set[int]) -> None:
+        pass
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        raise AssertionError("FakeSink is not transactional")
 
     async def stop(self) -> None:
         pass

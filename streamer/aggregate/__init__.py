@@ -1,4 +1,4 @@
-"""Pure per-study state: no I/O, no clock reads (time is passed in); the store is a Protocol."""
+"""Per-study lifecycle (gather, close, expire): pure, no I/O, no clock; the store is a Protocol."""
 
 from streamer.aggregate.record import CloseReason, StudyRecord, StudyStatus
 from streamer.aggregate.store import InMemoryStudyStore, StudyStore

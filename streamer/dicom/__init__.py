@@ -1,1 +1,1 @@
-"""DICOM JSON (PS3.18 Annex F) access: tags, accessors, value parsing."""
+"""DICOM JSON (PS3.18 Annex F): tags, accessors, values, instance identity and slimming, files."""

@@ -33,8 +33,9 @@ failing value, a key that is not a field alias, a string or number where a compl
 non-JSON Python type -- sends the Bundle to full ``Bundle.model_validate``, which gives the verdict. So the
 fast path can only say "valid"; every rejection comes from fhir.resources itself.
 
-Caches are bounded (two generations, an LRU approximation) and only touched with GIL-atomic dict/set
-operations plus a lock around the generation switch, so concurrent callers are safe.
+Caches are bounded by ``limits`` (two generations, an LRU approximation; ``cache_sizes()`` tells how full
+they are) and only touched with GIL-atomic dict/set operations plus a lock around the generation switch,
+so concurrent callers are safe.
 """
 
 from __future__ import annotations
@@ -43,15 +44,13 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.types import FhirBase, FhirElementOrResourceBase
 from pydantic import BaseModel, TypeAdapter
 
-_MAX_SHAPES = 65_536
-_MAX_VALUES = 131_072
 _MAX_CACHED_STR = 1024  # longer strings are checked every time (bounds the cache's memory)
 _MISSING: Any = object()
 
@@ -71,6 +70,25 @@ class Stats:
 
 
 stats = Stats()
+
+
+@dataclass(slots=True)
+class Limits:
+    """Cache bounds: learned node shapes and remembered primitive values (two generations of half each)."""
+
+    shapes: int = 65_536
+    values: int = 131_072
+
+
+limits = Limits()
+
+
+class CacheSizes(NamedTuple):
+    """Entries held now, both generations counted; never above ``limits``."""
+
+    shapes: int
+    values: int
+
 
 _lock = Lock()
 _field_maps: dict[type[BaseModel], dict[str, _FieldSpec]] = {}
@@ -227,9 +245,10 @@ def _walk(
 
 def _remember_shape(pair: _Shape) -> None:
     global _known, _known_old
-    if len(_known) >= _MAX_SHAPES // 2:
+    half = limits.shapes // 2
+    if len(_known) >= half:
         with _lock:
-            if len(_known) >= _MAX_SHAPES // 2:
+            if len(_known) >= half:
                 _known_old, _known = _known, set()
     _known.add(pair)
 
@@ -237,11 +256,12 @@ def _remember_shape(pair: _Shape) -> None:
 def _remember_values(keys: list[Any]) -> None:
     """Remember values (by key) that passed their validator."""
     global _values, _values_old
-    if len(_values) + len(keys) > _MAX_VALUES // 2:
+    half = limits.values // 2
+    if len(_values) + len(keys) > half:
         with _lock:
-            if len(_values) + len(keys) > _MAX_VALUES // 2:
+            if len(_values) + len(keys) > half:
                 _values_old, _values = _values, {}
-    _values.update(dict.fromkeys(keys[: _MAX_VALUES // 2], True))
+    _values.update(dict.fromkeys(keys[:half], True))
 
 
 def _value_key(vid: int, value: Any) -> Any:
@@ -324,6 +344,11 @@ def validate(bundle: Any) -> None:
     stats.full += 1
     model = Bundle.model_validate(bundle)
     learn(bundle, model)
+
+
+def cache_sizes() -> CacheSizes:
+    """How many learned shapes and remembered values the caches hold now (tests and benchmarks)."""
+    return CacheSizes(len(_known) + len(_known_old), len(_values) + len(_values_old))
 
 
 def clear() -> None:

@@ -1,4 +1,5 @@
-"""Profile mode ``mii``: MII-KDS Bildgebung content (peers.md §4) added to the core resources.
+"""Profile mode ``mii``: the MII-KDS Bildgebung content (the German Medical Informatics Initiative's
+imaging profiles) added to the core resources.
 
 The content itself (extensions, profile URLs) comes from ``streamer.fhir.mii``; this module places it:
 ``meta.profile`` on ImagingStudy, Device and the vital-sign Observations; the study extensions

@@ -34,6 +34,7 @@ class KafkaSource:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.group_id,
+            group_instance_id=settings.group_instance_id,
             client_id=f"{settings.client_id}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

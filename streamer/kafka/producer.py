@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from streamer.config import Settings
@@ -61,13 +61,60 @@ def _ack_future(fut: asyncio.Future[Any]) -> asyncio.Future[int]:
 
 
 class KafkaSink:
-    """Sends records; each send returns a future the app awaits before committing input offsets."""
+    """Sends records; each send returns a future the app awaits before committing input offsets.
+
+    At least once: one idempotent producer for everything. Exactly once: one transactional
+    producer per assigned input partition (the client has no group-aware fencing, so the
+    transactional id names the partition); a partition's Bundles, dead letters, changelog records
+    and its input offset are committed in one transaction, and starting the producer for a
+    partition fences any earlier owner still writing to it.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = AIOKafkaProducer(**producer_kwargs(settings))
+        self._settings = settings
+        self.transactional = settings.processing_guarantee == "exactly_once"
+        self._producer = (
+            None if self.transactional else AIOKafkaProducer(**producer_kwargs(settings))
+        )
+        self._txn: dict[int, AIOKafkaProducer] = {}
+        self._open_txn: set[int] = set()
 
     async def start(self) -> None:
-        await self._producer.start()
+        if self._producer is not None:
+            await self._producer.start()
+
+    async def open_partitions(self, partitions: set[int]) -> None:
+        """Exactly once: a transactional producer per partition (fences the previous owner)."""
+        if not self.transactional:
+            return
+        s = self._settings
+        for p in sorted(partitions - set(self._txn)):
+            producer = AIOKafkaProducer(
+                **{
+                    **producer_kwargs(s),
+                    "client_id": f"{s.client_id}-producer-{p}",
+                    "enable_idempotence": True,
+                    "transactional_id": f"{s.group_id}-{s.input_topic}-{p}",
+                }
+            )
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                raise OutputError(f"cannot start the transactional producer: {exc!r}") from exc
+            self._txn[p] = producer
+
+    async def close_partitions(self, partitions: set[int]) -> None:
+        """Abort what a partition's transaction holds and stop its producer."""
+        for p in sorted(partitions & set(self._txn)):
+            producer = self._txn.pop(p)
+            try:
+                if p in self._open_txn:
+                    self._open_txn.discard(p)
+                    await producer.abort_transaction()
+            except KafkaError:
+                pass  # the next owner fences and aborts it anyway
+            finally:
+                await producer.stop()
 
     async def send(
         self,
@@ -77,14 +124,50 @@ class KafkaSink:
         headers: Headers,
         *,
         partition: int | None = None,
+        source_partition: int,
     ) -> asyncio.Future[int]:
         try:
-            fut: asyncio.Future[Any] = await self._producer.send(
+            producer = await self._producer_for(source_partition)
+            fut: asyncio.Future[Any] = await producer.send(
                 topic, value=value, key=key, headers=list(headers), partition=partition
             )
         except KafkaError as exc:
             raise translate_send_error(exc) from exc
         return _ack_future(fut)
 
+    async def _producer_for(self, source_partition: int) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        producer = self._txn.get(source_partition)
+        if producer is None:
+            raise OutputError(f"no transactional producer for partition {source_partition}")
+        if source_partition not in self._open_txn:
+            await producer.begin_transaction()
+            self._open_txn.add(source_partition)
+        return producer
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        """Exactly once: commit each open transaction, with the partition's next input offset."""
+        s = self._settings
+        for p in sorted(self._open_txn | set(offsets)):
+            producer = self._txn.get(p)
+            if producer is None:
+                continue
+            try:
+                if p not in self._open_txn:
+                    await producer.begin_transaction()
+                    self._open_txn.add(p)
+                if p in offsets:
+                    await producer.send_offsets_to_transaction(
+                        {TopicPartition(s.input_topic, p): offsets[p]}, s.group_id
+                    )
+                await producer.commit_transaction()
+            except KafkaError as exc:
+                raise OutputError(f"committing the transaction of partition {p}: {exc!r}") from exc
+            finally:
+                self._open_txn.discard(p)
+
     async def stop(self) -> None:
-        await self._producer.stop()
+        await self.close_partitions(set(self._txn))
+        if self._producer is not None:
+            await self._producer.stop()

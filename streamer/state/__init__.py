@@ -1,4 +1,4 @@
-"""Local state per assigned input partition (state-store.md §5): storage only, no Kafka.
+"""The local study store of each assigned input partition: keys, engines, staged changes; no Kafka.
 
 `StateDirectory` locks `<root>/<group>` and opens one `KVStore` per partition (RocksDB by default,
 SQLite as the fallback); `PartitionStore` stages changes over it between checkpoints.

@@ -1,4 +1,8 @@
-"""Errors of the local state store. Plain `Exception`s for now; the lead wires them into `streamer.errors`."""
+"""Errors of the local state store: plain `Exception`s, not part of `streamer.errors`.
+
+The callers translate them: a failed restore becomes `streamer.errors.StateError`
+(``partitions.py``), a locked state directory a `ConfigError` at start (``cli/run.py``).
+"""
 
 from __future__ import annotations
 

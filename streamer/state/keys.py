@@ -1,4 +1,4 @@
-"""The key layout of a partition store (state-store.md §5.2): UTF-8, `|`-separated.
+"""The key layout of a partition store: UTF-8, `|`-separated.
 
     s|<study>          lifecycle record of a study           -> changelog
     i|<study>|<sop>    slim instance                         -> changelog

@@ -1,7 +1,8 @@
 """One input partition's state: a `KVStore` plus the changes staged since the last checkpoint.
 
 Reads see the staged changes first, so the lane always reads its own writes; the store only ever
-holds what a checkpoint has made durable (state-store.md §5.4: send changelog, commit, then `flush`).
+holds what a checkpoint has made durable: the checkpoint (``streamer/partitions.py``) sends the
+staged changes to the changelog, commits the input offset, and only then calls `flush`.
 Values are opaque bytes, except that study records (`s|`) pass through a `StudyCodec` so that a
 bounded LRU can keep recently used ones decoded. No Kafka here.
 """

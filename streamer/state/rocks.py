@@ -1,7 +1,7 @@
 """RocksDB through rocksdict: one database per partition, one memory budget per process.
 
-Every partition database of the process shares one block cache and one write-buffer manager
-(state-store.md §5.7), so RSS is set by `RocksConfig`, not by the number of partitions or records.
+Every partition database of the process shares one block cache and one write-buffer manager, so
+RSS is set by `RocksConfig`, not by the number of partitions or records.
 Index and filter blocks are charged to that cache too. Writes go through the WAL without fsync: the
 changelog topic is the durable copy, and a process crash loses nothing the WAL has.
 """
@@ -238,9 +238,10 @@ class RocksStore:
             return
         for scan in list(self._scans):
             scan.detach()
-        # Stop compactions first, so the close is quick (Quix #1131). rocksdict's close() then fails
-        # its memtable flush with "Shutdown in progress" but still closes and releases the LOCK; the
-        # memtable stays in the (flushed) WAL and is replayed at the next open.
+        # Stop background compactions first, or close() waits for a running one to finish.
+        # rocksdict's close() then fails its memtable flush with "Shutdown in progress" but still
+        # closes and releases the LOCK; the memtable stays in the (flushed) WAL and is replayed at
+        # the next open.
         db.cancel_all_background(True)
         try:
             db.close()

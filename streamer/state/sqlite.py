@@ -1,7 +1,7 @@
 """SQLite (stdlib) as the fallback engine: WAL, synchronous=NORMAL, a rowid table kv(k, v).
 
 A rowid table with a BLOB primary key, not WITHOUT ROWID: with ~1 KB values and 4 KiB pages the
-latter spills rows to overflow pages (state-store.md §6: 4x slower writes, 3x the disk). BLOB keys
+latter spills rows to overflow pages (measured: about 4x slower writes and 3x the disk). BLOB keys
 compare with memcmp, so the key order is the same as RocksDB's. SQLite has no process lock of its
 own worth relying on here; `StateDirectory`'s flock keeps a second process out.
 """

@@ -19,7 +19,6 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,16 +31,11 @@ from streamer.devbroker import (
     start_tansu,
     tansu_binary,
 )
+from tests.integration.harness import BrokerInfo as BrokerInfo  # re-exported: tests import it here
 from tests.integration.harness import Spawn, StreamerProcess
 
 KINDS = ("testcontainers", "apache-kafka", "tansu")
 FORCEABLE = ("tansu", "apache-kafka")
-
-
-@dataclass(frozen=True)
-class BrokerInfo:
-    bootstrap: str
-    kind: str  # "external" | "testcontainers" | "apache-kafka" | "tansu"
 
 
 def _in_ci() -> bool:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,6 +22,14 @@ from fhir.resources.R4B.bundle import Bundle
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """The broker the ``kafka_broker`` fixture started (or found)."""
+
+    bootstrap: str
+    kind: str  # "external" | "testcontainers" | "apache-kafka" | "tansu"
 
 
 @dataclass
@@ -75,7 +83,7 @@ class StreamerProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    log_file: Any = None
+    log_file: IO[bytes] | None = None
 
     def start(self) -> StreamerProcess:
         self.log_file = self.log_path.open("ab")
@@ -145,7 +153,7 @@ class Producer:
     bootstrap: str
     topic: str
     _producer: AIOKafkaProducer | None = None
-    _futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    _futures: list[asyncio.Future[object]] = field(default_factory=list)
 
     async def __aenter__(self) -> Producer:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=2)
@@ -165,7 +173,7 @@ class Producer:
             await self._producer.send(self.topic, value=value, key=key, partition=partition)
         )
 
-    async def send_json(self, key: str, doc: Any) -> None:
+    async def send_json(self, key: str, doc: object) -> None:
         await self.send(key.encode(), orjson.dumps(doc))
 
     async def flush(self) -> None:
@@ -187,13 +195,17 @@ async def read_topic(
     bootstrap: str,
     topic: str,
     *,
-    until: Any = None,
+    until: Callable[[list[OutRecord]], bool] | None = None,
     timeout: float = 60.0,
     settle: float = 0.0,
+    isolation_level: str = "read_uncommitted",
 ) -> list[OutRecord]:
     """Read a topic from the beginning until `until(records)` is true (or timeout), then `settle` s more."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
     )
     await consumer.start()
     records: list[OutRecord] = []
@@ -234,9 +246,10 @@ def bundles_by_study(records: Iterable[OutRecord]) -> dict[str, list[dict[str, A
 
 
 def imaging_study(bundle: dict[str, Any]) -> dict[str, Any]:
-    [study] = [
+    studies: list[dict[str, Any]] = [
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ImagingStudy"
     ]
+    [study] = studies
     return study
 
 
@@ -263,7 +276,12 @@ async def committed_offsets(
         await consumer.stop()
 
 
-Spawn = Callable[..., StreamerProcess]
+class Spawn(Protocol):
+    """The ``spawn`` fixture: start a streamer process on the machine (state directory) ``disk``."""
+
+    def __call__(
+        self, env: dict[str, str], name: str = "streamer", disk: str | None = None
+    ) -> StreamerProcess: ...
 
 
 def doc(n: int, i: int) -> dict[str, Any]:

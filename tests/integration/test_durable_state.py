@@ -151,3 +151,45 @@ async def test_changelog_with_other_partition_count_stops_the_start(
     result = await _run_streamer(env)
     assert result.returncode == 2
     assert f"changelog topic {topics.group}.study-state has 2 partitions" in result.stderr
+
+
+@pytest.mark.real_kafka
+async def test_exactly_once_under_kill_loop(kafka_broker: Any, spawn: Spawn) -> None:
+    """Exactly once: every study's Bundle appears once for read_committed readers, kills or not."""
+    topics = Topics.unique("eos")
+    env = _env(
+        kafka_broker,
+        topics,
+        processing_guarantee="exactly_once",
+        topic_partitions=2,
+        commit_interval_seconds=0.3,
+    )
+    studies = list(range(1, 41))
+    proc = spawn(env, "eos-0", disk="eos")
+    proc.wait_for_log("partition ready")
+    kills = 0
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        for n in studies:
+            for i in range(3):
+                await producer.send_json(study_uid(n), doc(n, i))
+            await producer.send(study_uid(n).encode(), encode_marker(study_uid(n), 3))
+            if n % 10 == 5:  # kill mid-stream, restart on the same disk
+                await producer.flush()
+                await asyncio.sleep(0.4)
+                proc.kill()
+                kills += 1
+                proc = spawn(env, f"eos-{kills}", disk="eos")
+    records = await read_topic(
+        kafka_broker.bootstrap,
+        topics.output,
+        until=lambda r: len(bundles_by_study(r)) >= len(studies),
+        timeout=120,
+        settle=3,
+        isolation_level="read_committed",
+    )
+    got = bundles_by_study(records)
+    assert kills == 4
+    assert set(got) == {study_uid(n) for n in studies}
+    for n in studies:
+        [bundle] = got[study_uid(n)]  # exactly one for read_committed readers
+        check_bundle(bundle, n, 3)

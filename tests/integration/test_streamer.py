@@ -16,7 +16,9 @@ from streamer.messages import encode_marker
 from tests.dicom_factory import study_uid
 from tests.integration.harness import (
     REPO,
+    BrokerInfo,
     Producer,
+    Spawn,
     Topics,
     bundles_by_study,
     check_bundle,
@@ -30,7 +32,9 @@ from tests.integration.harness import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-async def test_interleaved_studies_across_partitions(kafka_broker: Any, spawn: Any) -> None:
+async def test_interleaved_studies_across_partitions(
+    kafka_broker: BrokerInfo, spawn: Spawn
+) -> None:
     topics = Topics.unique("interleave")
     await create_topics(kafka_broker.bootstrap, topics, partitions=3)
     proc = spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
@@ -57,7 +61,7 @@ async def test_interleaved_studies_across_partitions(kafka_broker: Any, spawn: A
     assert "study published" in proc.log()
 
 
-async def test_timeout_closes_study_without_marker(kafka_broker: Any, spawn: Any) -> None:
+async def test_timeout_closes_study_without_marker(kafka_broker: BrokerInfo, spawn: Spawn) -> None:
     topics = Topics.unique("timeout")
     spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=2))
     async with Producer(kafka_broker.bootstrap, topics.input) as producer:
@@ -71,7 +75,9 @@ async def test_timeout_closes_study_without_marker(kafka_broker: Any, spawn: Any
     assert records[0].headers["close-reason"] == b"timeout"
 
 
-async def test_marker_count_waits_for_missing_instance(kafka_broker: Any, spawn: Any) -> None:
+async def test_marker_count_waits_for_missing_instance(
+    kafka_broker: BrokerInfo, spawn: Spawn
+) -> None:
     topics = Topics.unique("count")
     proc = spawn(
         streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=120)
@@ -91,7 +97,7 @@ async def test_marker_count_waits_for_missing_instance(kafka_broker: Any, spawn:
     assert records[0].headers["close-reason"] == b"marker"
 
 
-async def test_sigkill_then_restart_loses_nothing(kafka_broker: Any, spawn: Any) -> None:
+async def test_sigkill_then_restart_loses_nothing(kafka_broker: BrokerInfo, spawn: Spawn) -> None:
     topics = Topics.unique("kill")
     env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=600)
     await create_topics(kafka_broker.bootstrap, topics, partitions=3)
@@ -133,7 +139,7 @@ async def test_sigkill_then_restart_loses_nothing(kafka_broker: Any, spawn: Any)
 
 
 async def test_bad_messages_dead_lettered_good_studies_published(
-    kafka_broker: Any, spawn: Any
+    kafka_broker: BrokerInfo, spawn: Spawn
 ) -> None:
     topics = Topics.unique("dlq")
     await create_topics(kafka_broker.bootstrap, topics, partitions=1)
@@ -171,7 +177,7 @@ async def test_bad_messages_dead_lettered_good_studies_published(
     ]
 
 
-async def test_two_processes_one_stopped_mid_run(kafka_broker: Any, spawn: Any) -> None:
+async def test_two_processes_one_stopped_mid_run(kafka_broker: BrokerInfo, spawn: Spawn) -> None:
     topics = Topics.unique("group")
     await create_topics(kafka_broker.bootstrap, topics, partitions=4)
     env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, study_timeout_seconds=600)
@@ -202,7 +208,7 @@ async def test_two_processes_one_stopped_mid_run(kafka_broker: Any, spawn: Any) 
         check_bundle(got[study_uid(n)][-1], n, 2)
 
 
-async def test_sigterm_exits_zero_quickly(kafka_broker: Any, spawn: Any) -> None:
+async def test_sigterm_exits_zero_quickly(kafka_broker: BrokerInfo, spawn: Spawn) -> None:
     topics = Topics.unique("sigterm")
     proc = spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
     async with Producer(kafka_broker.bootstrap, topics.input) as producer:
@@ -215,7 +221,9 @@ async def test_sigterm_exits_zero_quickly(kafka_broker: Any, spawn: Any) -> None
     assert '"stopped"' in proc.log()
 
 
-def test_missing_topic_with_creation_disabled_names_it(kafka_broker: Any, tmp_path: Path) -> None:
+def test_missing_topic_with_creation_disabled_names_it(
+    kafka_broker: BrokerInfo, tmp_path: Path
+) -> None:
     topics = Topics.unique("nocreate")
     env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, create_topics=False)
     result = subprocess.run(
@@ -231,7 +239,7 @@ def test_missing_topic_with_creation_disabled_names_it(kafka_broker: Any, tmp_pa
     assert "STREAMER_CREATE_TOPICS" in result.stderr
 
 
-def test_publish_cli_sends_instances_and_markers(kafka_broker: Any) -> None:
+def test_publish_cli_sends_instances_and_markers(kafka_broker: BrokerInfo) -> None:
     from pydicom.data import get_testdata_file
 
     topics = Topics.unique("publish")
@@ -253,13 +261,15 @@ def test_publish_cli_sends_instances_and_markers(kafka_broker: Any) -> None:
     markers = [orjson.loads(r.value) for r in records if r.value and b'"marker"' in r.value]
     assert sorted(m["instance_count"] for m in markers) == [1, 1]
     for r in records:
-        assert r.key is not None
+        assert r.key is not None and r.value is not None
         body = orjson.loads(r.value)
         uid = body.get("study_instance_uid") or body["0020000D"]["Value"][0]
         assert r.key.decode() == uid
 
 
-async def test_late_instance_republishes_study_with_same_ids(kafka_broker: Any, spawn: Any) -> None:
+async def test_late_instance_republishes_study_with_same_ids(
+    kafka_broker: BrokerInfo, spawn: Spawn
+) -> None:
     topics = Topics.unique("late")
     spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
     async with Producer(kafka_broker.bootstrap, topics.input) as producer:
@@ -282,7 +292,7 @@ async def test_late_instance_republishes_study_with_same_ids(kafka_broker: Any, 
     assert ids(first) == ids(second)
 
 
-async def test_deadline_survives_restart(kafka_broker: Any, spawn: Any) -> None:
+async def test_deadline_survives_restart(kafka_broker: BrokerInfo, spawn: Spawn) -> None:
     """A study left open by a crash closes on its original deadline, not timeout-after-restart."""
     import time
 
@@ -313,7 +323,9 @@ async def test_deadline_survives_restart(kafka_broker: Any, spawn: Any) -> None:
 
 
 @pytest.mark.real_kafka
-async def test_aborted_upstream_transaction_is_not_read(kafka_broker: Any, spawn: Any) -> None:
+async def test_aborted_upstream_transaction_is_not_read(
+    kafka_broker: BrokerInfo, spawn: Spawn
+) -> None:
     """read_committed: an instance from an aborted producer transaction never reaches a Bundle."""
     from aiokafka import AIOKafkaProducer
 
@@ -366,7 +378,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 
 async def test_created_topics_are_co_partitioned_with_the_input(
-    kafka_broker: Any, spawn: Any
+    kafka_broker: BrokerInfo, spawn: Spawn
 ) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 

@@ -334,8 +334,9 @@ def radiopharmaceutical(
 ) -> dict[str, str] | None:
     """Coding for a radiopharmaceutical (Radiopharmaceutical (0018,0031) text or code sequence).
 
-    Looks up PS3.16 CID 25 and CID 4021 (not the radionuclide table: seed bug B10) by code value
-    and then by code meaning (``Fluorodeoxyglucose F^18^``). None when unmapped.
+    Looks up PS3.16 CID 25 and CID 4021 by code value and then by code meaning
+    (``Fluorodeoxyglucose F^18^``); the radionuclide tables are not consulted, since a drug such as
+    FDG is not its isotope (F-18). None when unmapped.
     """
     return _agent("radiopharmaceuticals", code, meaning)
 
@@ -352,8 +353,8 @@ def _units() -> dict[str, tuple[str, str]]:
 def pet_units(value: str) -> dict[str, str] | None:
     """UCUM coding for Units (0054,1001) (PS3.3 C.8.9.1.1.3, UCUM codes of PS3.16 CID 84).
 
-    ``BQML`` -> ``Bq/ml``, ``CNTS`` -> ``{counts}``, ... None when unknown (no KeyError: seed bug
-    B11); the caller keeps the DICOM term as text.
+    ``BQML`` -> ``Bq/ml``, ``CNTS`` -> ``{counts}``, ... None when unknown, never an exception, so
+    an odd Units value cannot stop a study's mapping; the caller keeps the DICOM term as text.
     """
     if not isinstance(value, str):
         return None

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from streamer.errors import ConfigError
+from streamer.fhir.instance import DatasetView
 from streamer.fhir.options import MappingOptions
 from streamer.library_config import KNOWN_KEYS, options_from_config, parse_config
 
 
-def _id(resource_type: str, ds: Any, extra: str = "") -> str:
+def _id(resource_type: str, ds: DatasetView, extra: str = "") -> str:
     return f"{resource_type.lower()}-x{extra}"
 
 

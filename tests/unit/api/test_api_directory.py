@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from streamer import (
     ConversionReport,
@@ -48,7 +48,7 @@ def _write_instance(
     if preamble:
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        ds.file_meta.MediaStorageSOPInstanceUID = sop
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(sop)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.save_as(path, enforce_file_format=True)
     else:  # a raw dataset (no preamble, no file meta), implicit VR little endian

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -18,8 +18,10 @@ from streamer import (
     iter_bundles_from_generator,
     iter_results_from_generator,
 )
+from streamer.api import InstanceSource
 from streamer.errors import ConfigError, MappingError
 from streamer.fhir import bundle_json
+from streamer.fhir.instance import DatasetView
 from tests.unit.api._api_helpers import make_instance, resources, study_uid_of
 
 CONFIG = {
@@ -51,12 +53,13 @@ def _dump(bundle: Bundle) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", ["async generator", "list", "sync generator", "tuple"])
 async def test_from_generator_accepts_async_and_sync_iterables(kind: str) -> None:
     items = _two_studies()
-    source: Any = {
+    sources: dict[str, Callable[[], InstanceSource]] = {
         "async generator": lambda: _agen(items),
         "list": lambda: items,
         "sync generator": lambda: (i for i in items),
         "tuple": lambda: tuple(items),
-    }[kind]()
+    }
+    source = sources[kind]()
     report = ConversionReport()
     bundle = await from_generator(source, CONFIG, report=report)
     assert isinstance(bundle, Bundle)
@@ -133,7 +136,7 @@ async def test_inputs_and_config_are_not_mutated() -> None:
 async def test_id_function_from_config_is_used() -> None:
     calls: list[str] = []
 
-    def ids(resource_type: str, ds: Any, extra: str = "") -> str:
+    def ids(resource_type: str, ds: DatasetView, extra: str = "") -> str:
         calls.append(resource_type)
         return f"{resource_type.lower()}-custom{('-' + extra) if extra else ''}"
 
@@ -201,7 +204,7 @@ async def test_pydicom_datasets_are_accepted_as_instances() -> None:
     assert [study_uid_of(s) for s in resources(data, "ImagingStudy")] == [ds.StudyInstanceUID]
 
 
-def _failing_ids(resource_type: str, ds: Any, extra: str = "") -> str:
+def _failing_ids(resource_type: str, ds: DatasetView, extra: str = "") -> str:
     """An id_function that fails for patient BAD (the mapper turns that into a MappingError)."""
     if ds.get("PatientID") == "BAD":
         raise RuntimeError("boom")
@@ -257,7 +260,7 @@ def test_library_names_are_exported_lazily() -> None:
     for name in streamer.__all__:
         assert getattr(streamer, name) is not None
     with pytest.raises(AttributeError):
-        _ = streamer.no_such_name  # type: ignore[attr-defined]
+        _ = streamer.no_such_name
 
 
 async def test_from_directory_reads_a_one_shot_iterable_once() -> None:

@@ -14,16 +14,21 @@ STUDY = "1.2.826.0.1.3680043.8.498.1"
 SERIES = "1.2.826.0.1.3680043.8.498.1.1"
 
 
-def tag(keyword: str) -> str:
-    """Upper-case DICOM JSON key of a keyword."""
+def tag_number(keyword: str) -> int:
+    """The tag of a dictionary keyword, as an int."""
     t = tag_for_keyword(keyword)
     assert t is not None, keyword
-    return f"{t:08X}"
+    return t
+
+
+def tag(keyword: str) -> str:
+    """Upper-case DICOM JSON key of a keyword."""
+    return f"{tag_number(keyword):08X}"
 
 
 def el(keyword: str, *values: Any) -> dict[str, Any]:
     """A DICOM JSON element for ``keyword`` (VR from the dictionary); no values -> element without Value."""
-    vr = dictionary_VR(tag_for_keyword(keyword))
+    vr = dictionary_VR(tag_number(keyword))
     elem: dict[str, Any] = {"vr": vr}
     if values:
         if vr == "PN":

@@ -17,6 +17,7 @@ from tests.unit.dicom._dicom_helpers import (
     pydicom_dir,
     pydicom_json,
     tag,
+    tag_number,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "references",
     "resources",
     "tag",
+    "tag_number",
 ]
 
 

@@ -18,17 +18,21 @@ BASE = "https://www.medizininformatik-initiative.de/fhir/ext/modul-bildgebung/St
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def key(keyword: str) -> str:
+def tag_number(keyword: str) -> int:
     tag = tag_for_keyword(keyword)
     assert tag is not None, keyword
-    return f"{tag:08X}"
+    return tag
+
+
+def key(keyword: str) -> str:
+    return f"{tag_number(keyword):08X}"
 
 
 def ds(**elements: Any) -> dict[str, Any]:
     """DICOM JSON dataset by keyword; a list value gives several values, a dict list a sequence."""
     out: dict[str, Any] = {}
     for keyword, value in elements.items():
-        vr = dictionary_VR(tag_for_keyword(keyword))
+        vr = dictionary_VR(tag_number(keyword))
         values = value if isinstance(value, list) else [value]
         out[key(keyword)] = {"vr": vr, "Value": values} if value is not None else {"vr": vr}
     return out

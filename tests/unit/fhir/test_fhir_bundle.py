@@ -18,6 +18,7 @@ from streamer.fhir import (
     bundle_json,
     iter_study_bundles,
 )
+from streamer.fhir.instance import DatasetView
 from tests.unit.fhir._fhir_helpers import SERIES, STUDY, by_url, inst, one, references, resources
 
 OPTS = MappingOptions(
@@ -176,7 +177,7 @@ def test_iter_study_bundles_first_seen_order() -> None:
 def test_id_function_overrides_ids() -> None:
     calls: list[tuple[str, str]] = []
 
-    def id_function(resource_type: str, ds: Any, extra: str = "") -> str:
+    def id_function(resource_type: str, ds: DatasetView, extra: str = "") -> str:
         calls.append((resource_type, extra))
         return f"{resource_type.lower()}-{ds.StudyInstanceUID}{('-' + extra) if extra else ''}"
 
@@ -197,13 +198,17 @@ def test_id_function_overrides_ids() -> None:
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 65, "", "ümlaut", 42])
 def test_id_function_invalid_result_is_mapping_error(bad: object) -> None:
-    opts = MappingOptions(id_function=lambda rtype, ds, extra="": bad)
+    def bad_id(rtype: str, ds: DatasetView, extra: str = "") -> str:
+        # Deliberately breaks the declared contract (42 is not a str): the mapper must catch it.
+        return bad  # type: ignore[return-value]
+
+    opts = MappingOptions(id_function=bad_id)
     with pytest.raises(MappingError, match="invalid FHIR id for Patient"):
         build_study_bundle(_study(), opts)
 
 
 def test_id_function_raising_is_mapping_error() -> None:
-    def broken(rtype: str, ds: Any, extra: str = "") -> str:
+    def broken(rtype: str, ds: DatasetView, extra: str = "") -> str:
         raise KeyError("secret-patient-id")
 
     with pytest.raises(MappingError, match="id_function raised KeyError") as exc:

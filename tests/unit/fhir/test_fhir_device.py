@@ -8,7 +8,7 @@ from streamer.fhir import MappingOptions, build_study_bundle
 from tests.unit.fhir._fhir_helpers import inst, item, one, resources
 
 OPTS = MappingOptions()
-EQUIP = {
+EQUIP: dict[str, Any] = {
     "Manufacturer": "ACME",
     "ManufacturerModelName": "Scanner 9",
     "StationName": "CT01",

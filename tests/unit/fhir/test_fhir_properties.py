@@ -12,7 +12,7 @@ import orjson
 from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR
 
 from streamer.dicom.instance import KEEP_TAGS, slim_instance
 from streamer.errors import StreamerError
@@ -22,7 +22,7 @@ from streamer.fhir import (
     build_study_bundle,
     bundle_json,
 )
-from tests.unit.fhir._fhir_helpers import references
+from tests.unit.fhir._fhir_helpers import references, tag, tag_number
 
 KEYWORDS = [
     "PatientName",
@@ -130,15 +130,11 @@ ITEM_KEYWORDS = [
 ]
 
 
-def _key(keyword: str) -> str:
-    return f"{tag_for_keyword(keyword):08X}"
-
-
 def _vr(keyword: str) -> str:
-    return str(dictionary_VR(tag_for_keyword(keyword)))
+    return dictionary_VR(tag_number(keyword))
 
 
-ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24)
+ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=24)
 DIGITS = st.from_regex(r"[0-9:.+\- ]{0,16}", fullmatch=True)
 NUMBERS = st.one_of(
     st.integers(min_value=-(10**12), max_value=10**12),
@@ -183,15 +179,15 @@ def _item(draw: st.DrawFn) -> dict[str, Any]:
     chosen = draw(st.lists(st.sampled_from(ITEM_KEYWORDS), max_size=6, unique=True))
     out: dict[str, Any] = {}
     for kw in chosen:
-        key = _key(kw)
+        key = tag(kw)
         out[key.lower() if draw(st.booleans()) else key] = draw(_element(_vr(kw), _values(_vr(kw))))
     if draw(st.booleans()):
         nested = draw(
             st.sampled_from(["RadionuclideCodeSequence", "ReasonForRequestedProcedureCodeSequence"])
         )
-        out[_key(nested)] = {
+        out[tag(nested)] = {
             "vr": "SQ",
-            "Value": [{_key("CodeValue"): {"vr": "SH", "Value": [draw(ODD_TEXT)]}}],
+            "Value": [{tag("CodeValue"): {"vr": "SH", "Value": [draw(ODD_TEXT)]}}],
         }
     return out
 
@@ -208,10 +204,10 @@ def instances(draw: st.DrawFn) -> list[dict[str, Any]]:
         }
         for kw in draw(st.lists(st.sampled_from(KEYWORDS), max_size=25, unique=True)):
             vr = _vr(kw)
-            key = _key(kw)
+            key = tag(kw)
             ds[key.lower() if draw(st.booleans()) else key] = draw(_element(vr, _values(vr)))
         for kw in draw(st.lists(st.sampled_from(SEQUENCES), max_size=4, unique=True)):
-            ds[_key(kw)] = draw(
+            ds[tag(kw)] = draw(
                 st.one_of(
                     st.builds(
                         lambda v: {"vr": "SQ", "Value": v},

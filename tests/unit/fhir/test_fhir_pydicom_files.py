@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydicom import dcmread
@@ -153,7 +153,9 @@ def _has_uids(ds: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("profile", ["core", "mii"])
-def test_every_pydicom_file_converts_or_is_rejected_for_a_reason(profile: str) -> None:
+def test_every_pydicom_file_converts_or_is_rejected_for_a_reason(
+    profile: Literal["core", "mii"],
+) -> None:
     root = pydicom_dir("")
     converted = rejected = 0
     reasons: set[str] = set()
@@ -176,7 +178,7 @@ def test_every_pydicom_file_converts_or_is_rejected_for_a_reason(profile: str) -
             continue
         options = MappingOptions(
             dicom_timezone="Europe/Berlin", add_instances=True, profile=profile
-        )  # type: ignore[arg-type]
+        )
         result = build_study_bundle([ds], options)
         assert result.instance_count == 1
         converted += 1

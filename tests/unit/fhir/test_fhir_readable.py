@@ -14,7 +14,7 @@ from streamer.dicom import json_model as jm
 from streamer.dicom.instance import KEEP_TAGS, slim_instance
 from streamer.fhir import MappingOptions, build_study_bundle, bundle_json, ids
 from streamer.fhir.context import distinct_elements, same_elements
-from streamer.fhir.instance import STRUCTURED_TAGS, readable_instance
+from streamer.fhir.instance import STRUCTURED_TAGS, DatasetView, readable_instance
 from tests.unit.fhir._fhir_helpers import inst, pydicom_json, tag
 
 OPTS = MappingOptions(dicom_timezone="Europe/Berlin", add_instances=True)
@@ -115,9 +115,9 @@ def test_input_is_not_changed() -> None:
 def test_id_function_sees_the_slim_instance() -> None:
     seen: list[bool] = []
 
-    def id_function(resource_type: str, view: Any, extra: str = "") -> str:
+    def id_function(resource_type: str, view: DatasetView, extra: str = "") -> str:
         seen.append("Rows" in view)  # (0028,0010) is not a mapped tag: slimming drops it
-        return resource_type + view.get("PatientID", "x")
+        return resource_type + str(view.get("PatientID", "x"))
 
     full = pydicom_json("CT_small.dcm")
     assert "00280010" in full

@@ -38,13 +38,15 @@ def _extensions(node: Any) -> list[dict[str, Any]]:
 
 def _series_ext(bundle: dict[str, Any], suffix: str) -> dict[str, Any]:
     series = one(bundle, "ImagingStudy")["series"][0]
-    found = [e for e in series.get("extension", []) if e["url"] == BASE + suffix]
+    found: list[dict[str, Any]] = [
+        e for e in series.get("extension", []) if e["url"] == BASE + suffix
+    ]
     assert len(found) == 1, [e["url"] for e in series.get("extension", [])]
     return found[0]
 
 
 def _sub(ext: dict[str, Any], url: str) -> dict[str, Any]:
-    found = [e for e in ext["extension"] if e["url"] == url]
+    found: list[dict[str, Any]] = [e for e in ext["extension"] if e["url"] == url]
     assert len(found) == 1, url
     return found[0]
 

@@ -107,8 +107,8 @@ def put_study(
         source.append(partition, uid.encode(), encode_marker(uid, marker_count), ts(clock))
 
 
-def bundles(sink: FakeSink) -> dict[str, list[dict[str, object]]]:
-    out: dict[str, list[dict[str, object]]] = {}
+def bundles(sink: FakeSink) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for key, value, headers in sink.on("fhir.bundles"):
         assert headers["content-type"] == b"application/fhir+json"
         assert key is not None and value is not None
@@ -118,16 +118,17 @@ def bundles(sink: FakeSink) -> dict[str, list[dict[str, object]]]:
     return out
 
 
-def imaging_study(bundle: dict[str, object]) -> dict[str, object]:
-    entries = bundle["entry"]
-    assert isinstance(entries, list)
-    [study] = [e["resource"] for e in entries if e["resource"]["resourceType"] == "ImagingStudy"]
+def imaging_study(bundle: dict[str, Any]) -> dict[str, Any]:
+    studies: list[dict[str, Any]] = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ImagingStudy"
+    ]
+    [study] = studies
     return study
 
 
-def instance_uids(bundle: dict[str, object]) -> set[str]:
+def instance_uids(bundle: dict[str, Any]) -> set[str]:
     study = imaging_study(bundle)
-    return {i["uid"] for s in study["series"] for i in s.get("instance", [])}  # type: ignore[index, union-attr]
+    return {i["uid"] for s in study["series"] for i in s.get("instance", [])}
 
 
 async def test_interleaved_studies_one_bundle_each(disk: Disk) -> None:
@@ -416,7 +417,10 @@ async def test_late_instance_republishes_same_ids_with_full_set(disk: Disk) -> N
     await proc.step()
     first, second = bundles(sink)[uid]
     assert first["id"] == second["id"]
-    ids = lambda b: {(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"]}  # noqa: E731
+
+    def ids(b: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"]}
+
     assert ids(first) == ids(second)
     assert instance_uids(second) == {sop_uid(1, 0), sop_uid(1, 1), sop_uid(1, 7)}
 
@@ -539,9 +543,9 @@ async def test_logs_and_dead_letter_reasons_hold_no_patient_data(
         "00101030": element("DS", "Zyxwort-kg"),
     }
     for i in range(2):
-        doc = make_instance(uid, series_uid(1), sop_uid(1, i), **secret, **odd)
+        doc = make_instance(uid, series_uid(1), sop_uid(1, i)) | secret | odd
         source.append(0, uid.encode(), orjson.dumps(doc), ts(clock))
-    bad = make_instance(uid, series_uid(1), "not-a-uid", **secret)
+    bad = make_instance(uid, series_uid(1), "not-a-uid") | secret
     del bad["0020000E"]
     source.append(0, uid.encode(), orjson.dumps(bad), ts(clock))
     source.append(0, uid.encode(), encode_marker(uid, 2), ts(clock))

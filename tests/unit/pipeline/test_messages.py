@@ -13,7 +13,7 @@ SCHEMAS = Path(__file__).parents[3] / "schemas"
 
 
 def schema(name: str) -> dict[str, object]:
-    doc = json.loads((SCHEMAS / name).read_text())
+    doc: dict[str, object] = json.loads((SCHEMAS / name).read_text())
     jsonschema.Draft202012Validator.check_schema(doc)
     return doc
 

@@ -15,8 +15,8 @@ from tests.fakes import FakeSink
 async def test_drain_waits_for_every_ack() -> None:
     sink = FakeSink()
     outbox = Outbox(sink)
-    await outbox.send("t", b"k", b"v", [])
-    await outbox.send("t", b"k2", b"v2", [])
+    await outbox.send("t", b"k", b"v", [], source_partition=0)
+    await outbox.send("t", b"k2", b"v2", [], source_partition=0)
     assert len(outbox) == 2
     await outbox.drain()
     assert len(outbox) == 0
@@ -31,9 +31,9 @@ async def test_too_large_goes_to_its_callback_and_the_outbox_stays_usable() -> N
     async def on_too_large(exc: TooLarge) -> None:
         refused.append(str(exc))
         sink.fail_with = None
-        await outbox.send("dlq", b"k", b"small", [])
+        await outbox.send("dlq", b"k", b"small", [], source_partition=0)
 
-    await outbox.send("out", b"k", b"huge", [], on_too_large=on_too_large)
+    await outbox.send("out", b"k", b"huge", [], source_partition=0, on_too_large=on_too_large)
     await outbox.drain()
     assert refused == ["too big"]
     assert [t for t, _, _, _ in sink.sent] == ["out", "dlq"]
@@ -43,19 +43,19 @@ async def test_too_large_goes_to_its_callback_and_the_outbox_stays_usable() -> N
 async def test_any_other_refusal_is_sticky() -> None:
     sink = FakeSink(fail_with=OutputError("gone"))
     outbox = Outbox(sink)
-    await outbox.send("out", b"k", b"v", [])
+    await outbox.send("out", b"k", b"v", [], source_partition=0)
     with pytest.raises(OutputError, match="gone"):
         await outbox.drain()
     sink.fail_with = None
     with pytest.raises(OutputError, match="gone"):
-        await outbox.send("out", b"k", b"v", [])
+        await outbox.send("out", b"k", b"v", [], source_partition=0)
     with pytest.raises(OutputError, match="gone"):
         await outbox.drain()
 
 
 async def test_too_large_without_a_callback_is_an_output_error() -> None:
     outbox = Outbox(FakeSink(fail_with=TooLarge("too big")))
-    await outbox.send("dlq", b"k", b"v", [])
+    await outbox.send("dlq", b"k", b"v", [], source_partition=0)
     with pytest.raises(OutputError):
         await outbox.drain()
 

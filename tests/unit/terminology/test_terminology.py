@@ -297,13 +297,23 @@ def test_pydicom_derived_tables_are_reproducible(tmp_path: Path) -> None:
 
 
 def test_tables_are_loaded_once() -> None:
-    t.body_site("CHEST")
-    t.laterality("R")
-    before = t._table.cache_info()
-    for _ in range(5):
-        t.body_site("KNEE")
-        t.laterality("L")
-    assert t._table.cache_info().misses == before.misses
+    """Every data file is opened on first use and never again (seen by an audit hook, in a fresh process)."""
+    code = (
+        "import sys; import streamer.fhir.terminology as t; opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) "
+        "if event == 'open' and str(args[0]).endswith('.json') else None)\n"
+        "for _ in range(5):\n"
+        "    t.body_site('CHEST'); t.body_site('KNEE'); t.laterality('L'); t.table_source('body_sites')\n"
+        "print('\\n'.join(opened))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    opened = [Path(line) for line in out.stdout.splitlines()]
+    names = [p.name for p in opened]
+    assert {"body_sites.json", "laterality.json"} <= set(names)
+    assert len(names) == len(set(names)), names  # five rounds of lookups, each file opened once
+    assert all(p.parent == DATA for p in opened)
 
 
 def test_no_pandas_at_import_or_lookup() -> None:
