@@ -185,8 +185,10 @@ class Processor:
         for partition, records in batch.items():
             state = ready.get(partition)
             if state is None:
-                # Not ours, or still restoring (then it is re-read from the committed offset).
-                continue
+                if partition in self._partitions.lanes and records:
+                    # Still restoring (it should be paused): read these again once it is ready.
+                    self._source.seek(partition, records[0].offset)
+                continue  # otherwise revoked meanwhile: the new owner reads them
             for record in records:
                 await self._handle_record(state, record)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from streamer.aggregate import PartitionState, StudyRecord
 from streamer.config import Settings
-from streamer.errors import StateError
+from streamer.errors import OutputError, StateError
 from streamer.outbox import Outbox
 from streamer.ports import ChangelogReader, Sink, Source
 from streamer.state.changelog import source_offset_header
@@ -103,10 +103,11 @@ class Partitions:
             raise
         except Exception as exc:
             # Exceptions in rebalance callbacks and tasks are easy to lose: the loop raises this.
-            self._failure = (
-                exc if isinstance(exc, StateError) else StateError(f"restore failed: {exc!r}")
-            )
-            self._failure.__cause__ = exc
+            if isinstance(exc, StateError | OutputError):
+                self._failure = exc
+            else:
+                self._failure = StateError(f"restore failed: {exc!r}")
+                self._failure.__cause__ = exc
             log.exception("partition restore failed", extra={"partition": lane.number})
             return
         if self.lanes.get(lane.number) is not lane:

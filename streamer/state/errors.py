@@ -1,15 +1,17 @@
-"""Errors of the local state store: plain `Exception`s, not part of `streamer.errors`.
+"""Errors of the local state store: a branch of `streamer.errors.StateError` (exit; restore again).
 
-The callers translate them: a failed restore becomes `streamer.errors.StateError`
-(``partitions.py``), a locked state directory a `ConfigError` at start (``cli/run.py``).
+A locked state directory is turned into a `ConfigError` at start (``cli/run.py``): it is a setup
+problem (two processes, one directory), not a failure of the store.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from streamer.errors import StateError
 
-class StoreError(Exception):
+
+class StoreError(StateError):
     """A local state store failed; the message names the store's path."""
 
 

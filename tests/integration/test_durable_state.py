@@ -193,3 +193,28 @@ async def test_exactly_once_under_kill_loop(kafka_broker: Any, spawn: Spawn) -> 
     for n in studies:
         [bundle] = got[study_uid(n)]  # exactly one for read_committed readers
         check_bundle(bundle, n, 3)
+
+
+async def test_after_retention_late_instances_are_dead_lettered_even_after_restart(
+    kafka_broker: Any, spawn: Spawn
+) -> None:
+    retention_s = 4.0
+    topics = Topics.unique("retention")
+    env = _env(kafka_broker, topics, state_retention_days=retention_s / 86_400)
+    first = spawn(env, "first")
+    first.wait_for_log("partition ready")
+    await _send_study(kafka_broker.bootstrap, topics.input, 1, 2)
+    await read_topic(kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1)
+    first.wait_for_log("closed study past retention removed", timeout=retention_s + 30)
+    code, _ = first.terminate()
+    assert code == 0
+    spawn(env, "second", disk="first").wait_for_log("partition ready")
+    await _send_late(kafka_broker.bootstrap, topics.input, 1, 2)
+    dlq = await read_topic(kafka_broker.bootstrap, topics.dlq, until=lambda r: len(r) >= 1)
+    [dead] = dlq
+    assert dead.key == study_uid(1).encode()
+    assert dead.headers["error-type"] == b"LateInstanceError"
+    await asyncio.sleep(TIMEOUT_S + 1)  # nothing may be published for the late instance
+    records = await read_topic(kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1)
+    [bundle] = bundles_by_study(records)[study_uid(1)]
+    check_bundle(bundle, 1, 2)

@@ -13,7 +13,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from streamer.messages import encode_marker
-from tests.dicom_factory import study_uid
+from tests.dicom_factory import sop_uid, study_uid
 from tests.integration.harness import (
     REPO,
     BrokerInfo,
@@ -25,6 +25,7 @@ from tests.integration.harness import (
     committed_offsets,
     create_topics,
     doc,
+    instance_uids,
     read_topic,
     streamer_env,
 )
@@ -323,15 +324,18 @@ async def test_deadline_survives_restart(kafka_broker: BrokerInfo, spawn: Spawn)
 
 
 @pytest.mark.real_kafka
-async def test_aborted_upstream_transaction_is_not_read(
-    kafka_broker: BrokerInfo, spawn: Spawn
+@pytest.mark.parametrize("isolation", ["read_committed", "read_uncommitted"])
+async def test_isolation_level_decides_whether_aborted_records_are_read(
+    kafka_broker: BrokerInfo, spawn: Spawn, isolation: str
 ) -> None:
-    """read_committed: an instance from an aborted producer transaction never reaches a Bundle."""
+    """STREAMER_ISOLATION_LEVEL: an aborted upstream transaction is skipped only when committed."""
     from aiokafka import AIOKafkaProducer
 
     topics = Topics.unique("txn")
     await create_topics(kafka_broker.bootstrap, topics, partitions=1)
-    spawn(streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics))
+    spawn(
+        streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, isolation_level=isolation)
+    )
     txn = AIOKafkaProducer(
         bootstrap_servers=kafka_broker.bootstrap, transactional_id=f"t-{topics.group}"
     )
@@ -351,7 +355,10 @@ async def test_aborted_upstream_transaction_is_not_read(
         kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1, settle=1
     )
     [bundle] = bundles_by_study(records)[study_uid(1)]
-    check_bundle(bundle, 1, 2)  # exactly instances 0 and 1; the aborted 9 is not there
+    if isolation == "read_committed":
+        check_bundle(bundle, 1, 2)  # exactly instances 0 and 1; the aborted 9 is not there
+    else:
+        assert instance_uids(bundle) == {sop_uid(1, i) for i in (0, 1, 9)}
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

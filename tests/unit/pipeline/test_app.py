@@ -604,3 +604,25 @@ async def test_output_failure_during_revoke_stops_the_loop_without_commit(disk: 
     with pytest.raises(OutputError, match="refuses"):
         await proc.step()
     assert source.committed == {}
+
+
+async def test_a_failed_restore_stops_the_loop(tmp_path: Path) -> None:
+    """A restore fails in its own task; the loop must still see it and stop."""
+    from streamer.errors import StateError
+    from streamer.state.errors import StoreCorruptError
+
+    def broken_store(partition: int) -> PartitionStore[StudyRecord]:
+        raise StoreCorruptError(f"store of partition {partition} is damaged")
+
+    source = FakeSource()
+    put_study(source, FakeClock(), 1, 1)
+    sink = FakeSink()
+    settings = load_settings(study_timeout_seconds=TIMEOUT_S)
+    proc = Processor(settings, source, sink, FakeChangelog(sink, settings.changelog), broken_store)
+    await proc.start()
+    with pytest.raises(StateError, match="damaged"):
+        await proc.wait_ready()
+    with pytest.raises(StateError, match="damaged"):
+        await proc.step()
+    assert sink.sent == []
+    assert source.committed == {}
