@@ -1,6 +1,6 @@
 """streamer: DICOM JSON -> FHIR R4B transaction Bundles, streamed through Kafka or as a library.
 
-Library use (drop-in for the dicom2fhir seed; see :mod:`streamer.api`)::
+Library use (drop-in for the dicom2fhir seed; see :mod:`streamer.library`)::
 
     from streamer import from_directory, from_generator
     bundle = await from_directory("some/dir", {"dicom_timezone": "Europe/Berlin"})
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from streamer.api import (
+    from streamer.library import (
         ConversionReport,
         SkippedFile,
         convert_directory,
@@ -48,7 +48,7 @@ _LAZY = frozenset(__all__) - {"__version__"}
 def __getattr__(name: str) -> Any:
     """Import the library API on first use (PEP 562)."""
     if name in _LAZY:
-        from streamer import api
+        from streamer import library
 
-        return getattr(api, name)
+        return getattr(library, name)
     raise AttributeError(f"module 'streamer' has no attribute {name!r}")

@@ -26,10 +26,9 @@ from typing import Any, Final
 
 import orjson
 
-from streamer.api import ConversionReport, iter_results_from_directory
 from streamer.errors import ConfigError, InvalidMessageError
 from streamer.fhir import BundleResult
-from streamer.library_config import parse_config
+from streamer.library import ConversionReport, iter_results_from_directory, parse_config
 
 _UID_RE: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 

@@ -1,6 +1,6 @@
 """One regression test per mapping bug B1..B21 of the seed library (shared/docs/seed-library.md §5).
 
-B14 (from_directory returns a coroutine) concerns the library API and is tested with it (tests/unit/api).
+B14 (from_directory returns a coroutine) concerns the library API and is tested with it (tests/unit/library).
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from streamer import (
     iter_bundles_from_generator,
     iter_results_from_generator,
 )
-from streamer.api import InstanceSource
 from streamer.errors import ConfigError, MappingError
 from streamer.fhir import bundle_json
 from streamer.fhir.instance import DatasetView
-from tests.unit.api._api_helpers import make_instance, resources, study_uid_of
+from streamer.library.collect import InstanceSource
+from tests.unit.library._api_helpers import make_instance, resources, study_uid_of
 
 CONFIG = {
     "dicom_timezone": "Europe/Berlin",

@@ -10,7 +10,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from streamer.cli.convert import bundle_file_name, main
-from tests.unit.api._api_helpers import pydicom_test_dir, resources, study_uid_of
+from tests.unit.library._api_helpers import pydicom_test_dir, resources, study_uid_of
 
 DATA = pydicom_test_dir()
 

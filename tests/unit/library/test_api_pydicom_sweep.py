@@ -19,7 +19,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from streamer import ConversionReport, from_directory
 from streamer.dicom.files import SKIP_DICOMDIR
-from tests.unit.api._api_helpers import resources
+from tests.unit.library._api_helpers import resources
 
 FILES = sorted(f for f in pydicom.data.get_testdata_files() if os.path.isfile(f))
 BASE = os.path.commonpath(FILES)

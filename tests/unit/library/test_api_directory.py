@@ -22,7 +22,7 @@ from streamer import (
 )
 from streamer.dicom.files import SKIP_DICOMDIR, SKIP_EMPTY, SKIP_NOT_DICOM
 from streamer.errors import InvalidMessageError
-from tests.unit.api._api_helpers import pydicom_test_dir, resources, study_uid_of
+from tests.unit.library._api_helpers import pydicom_test_dir, resources, study_uid_of
 
 DATA = pydicom_test_dir()
 DICOMDIR_TESTS = DATA / "dicomdirtests"

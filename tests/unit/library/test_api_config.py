@@ -10,7 +10,7 @@ import pytest
 from streamer.errors import ConfigError
 from streamer.fhir.instance import DatasetView
 from streamer.fhir.options import MappingOptions
-from streamer.library_config import KNOWN_KEYS, options_from_config, parse_config
+from streamer.library.config import KNOWN_KEYS, options_from_config, parse_config
 
 
 def _id(resource_type: str, ds: DatasetView, extra: str = "") -> str:

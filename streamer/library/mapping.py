@@ -1,0 +1,90 @@
+"""Mapping the collected studies to FHIR: study by study (failed studies counted and left out) or all in one Bundle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+
+from streamer.errors import MappingError
+from streamer.fhir import BundleResult, build_bundle, build_study_bundle
+from streamer.fhir.options import MappingOptions
+from streamer.library.collect import Collected
+from streamer.library.report import ConversionReport
+
+logger = logging.getLogger(__name__)
+
+
+def _map_study(
+    group: list[Mapping[str, Any]], options: MappingOptions, rep: ConversionReport
+) -> BundleResult | None:
+    """One study -> its BundleResult, or None (counted in ``failed_studies``) when it cannot be mapped."""
+    try:
+        return build_study_bundle(group, options)
+    except MappingError as exc:
+        reason = f"mapping error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    except Exception as exc:  # one study's bug must not sink the others; counted, not hidden
+        logger.debug("study mapping crashed", exc_info=True)
+        reason = f"internal error: {type(exc).__name__}"
+    logger.warning("a study (%d instances) could not be mapped: %s", len(group), reason)
+    rep.failed_studies[reason] += 1
+    return None
+
+
+def _count(result: BundleResult, rep: ConversionReport) -> None:
+    rep.studies += len(result.study_uids) or 1
+    rep.series += result.series_count
+    rep.instances += result.instance_count
+    rep.warnings.extend(result.warnings)
+
+
+async def iter_results(
+    collected: Collected, options: MappingOptions, rep: ConversionReport
+) -> AsyncIterator[BundleResult]:
+    """Map study by study in a worker thread; failed studies are counted and left out."""
+    while collected.studies:
+        # pop as we go: a mapped study's instances are not held any longer than needed
+        uid = next(iter(collected.studies))
+        group = collected.studies.pop(uid)
+        result = await asyncio.to_thread(_map_study, group, options, rep)
+        if result is not None:
+            _count(result, rep)
+            yield result
+
+
+def combined_bundle(collected: Collected, options: MappingOptions, rep: ConversionReport) -> Bundle:
+    """Every mappable study in one transaction Bundle, validated as an R4B model.
+
+    All studies are mapped together first; only when that fails is each study mapped alone, to find and leave
+    out the ones that cannot be mapped. If none can, the first error is raised as a MappingError.
+    """
+    if not collected.studies:
+        return _empty_bundle()
+    try:
+        result = build_bundle(collected.all_instances(), options)
+    except Exception as first:  # find the failing studies one by one below
+        good = [
+            instance
+            for group in collected.studies.values()
+            if _map_study(group, options, rep) is not None
+            for instance in group
+        ]
+        if not good:
+            if isinstance(first, MappingError):
+                raise
+            raise MappingError(
+                f"no study could be mapped ({type(first).__name__}); see report.failed_studies"
+            ) from first
+        result = build_bundle(good, options)
+    _count(result, rep)
+    return Bundle.model_validate(result.bundle)
+
+
+def _empty_bundle() -> Bundle:
+    """The answer for an input without any usable instance: a transaction Bundle with no entry."""
+    bundle_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:streamer:empty-transaction-bundle"))
+    return Bundle.model_validate({"resourceType": "Bundle", "id": bundle_id, "type": "transaction"})
