@@ -19,7 +19,7 @@ import orjson
 
 from streamer.aggregate import CloseReason, PartitionState, StudyRecord
 from streamer.config import Settings
-from streamer.errors import InvalidMessageError, MappingError, RecordTooLargeError
+from streamer.errors import EmptyStudyError, InvalidMessageError, MappingError, RecordTooLargeError
 from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
 from streamer.messages import Instance, decode
 from streamer.metrics import Count, Metrics
@@ -195,7 +195,7 @@ class Processor:
     async def _handle_record(self, state: PartitionState, record: InputRecord) -> None:
         self.metrics.inc(Count.RECORDS)
         try:
-            message = decode(record.key, record.value)
+            message = decode(record.key, record.value, max_bytes=self._settings.max_record_bytes)
             if isinstance(message, Instance):
                 result = state.add_instance(message, record.offset, record.timestamp_ms)
             else:
@@ -216,6 +216,30 @@ class Processor:
             )
         elif result.duplicate:
             self.metrics.inc(Count.DUPLICATES)
+        if result.changed_tags:
+            # Same SOPInstanceUID, other content: the later one replaced the held one.
+            self.metrics.inc(Count.UPDATED_INSTANCES)
+            log.warning(
+                "instance replaced by a later one with the same SOPInstanceUID",
+                extra={
+                    "study_uid": result.study_uid,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "changed_tags": list(result.changed_tags),
+                },
+            )
+        if isinstance(message, Instance) and message.warnings:
+            self.metrics.inc(Count.INSTANCE_WARNINGS, len(message.warnings))
+            for warning in message.warnings:
+                log.info(
+                    "instance warning",
+                    extra={
+                        "study_uid": result.study_uid,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "warning": warning,
+                    },
+                )
 
     async def _dead_letter_record(self, record: InputRecord, exc: InvalidMessageError) -> None:
         error_type = type(exc).__name__
@@ -261,9 +285,15 @@ class Processor:
                 if record is None:
                     continue
                 if record.instance_count == 0:
-                    log.warning(
-                        "end-of-study marker without instances timed out",
-                        extra={"study_uid": uid, "partition": partition},
+                    # A marker whose study never came: tell operators through the DLQ.
+                    self.metrics.inc(Count.EMPTY_STUDIES)
+                    await self._dead_letter_study(
+                        partition,
+                        record,
+                        EmptyStudyError(
+                            f"end-of-study marker for study {uid}, but no instance of it arrived "
+                            f"within STREAMER_STUDY_TIMEOUT_SECONDS"
+                        ),
                     )
                     state.drop_empty(uid)
                     continue

@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest record the producer sends (also max.message.bytes of created output topics).",
     )
+    max_record_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Input records larger than this go to the dead-letter topic.",
+    )
+    max_instances_per_study: int = Field(
+        50_000,
+        ge=1,
+        description="Instances a study may hold; more go to the dead-letter topic.",
+    )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
     session_timeout_ms: int = Field(
         6_000,

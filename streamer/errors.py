@@ -34,8 +34,32 @@ class InvalidInstanceError(InvalidMessageError):
     """A DICOM JSON instance lacks what every instance needs (its UIDs) or has malformed structure."""
 
 
+class InvalidMarkerError(InvalidMessageError):
+    """An end-of-study marker that does not follow its schema."""
+
+
+class MessageKeyError(InvalidMessageError):
+    """The record key is missing, not UTF-8, or not the message's StudyInstanceUID."""
+
+
+class OversizedRecordError(InvalidMessageError):
+    """The record is larger than STREAMER_MAX_RECORD_BYTES."""
+
+
 class LateInstanceError(InvalidMessageError):
     """An instance arrived for a study that was closed and is no longer kept."""
+
+
+class PatientConflictError(InvalidMessageError):
+    """An instance names another patient than the study's first instance did."""
+
+
+class StudyTooLargeError(InvalidMessageError):
+    """An instance beyond STREAMER_MAX_INSTANCES_PER_STUDY for its study."""
+
+
+class EmptyStudyError(DeadLetterError):
+    """An end-of-study marker whose study never got an instance before its timeout."""
 
 
 class MappingError(DeadLetterError):

@@ -11,6 +11,9 @@ class Count(StrEnum):
 
     RECORDS = "records"
     DUPLICATES = "duplicates"
+    UPDATED_INSTANCES = "updated_instances"
+    INSTANCE_WARNINGS = "instance_warnings"
+    EMPTY_STUDIES = "empty_studies"
     REOPENED_STUDIES = "reopened_studies"
     DEAD_LETTERS = "dead_letters"
     DEAD_LETTER_STUDIES = "dead_letter_studies"

@@ -96,6 +96,7 @@ class Partitions:
                 store=KVStudyStore(lane.store),
                 timeout_ms=int(self._settings.study_timeout_seconds * 1000),
                 retention_ms=int(self._settings.state_retention_days * 86_400_000),
+                max_instances=self._settings.max_instances_per_study,
                 next_offset=lane.committed,
             )
             state.rearm(state.store.studies())

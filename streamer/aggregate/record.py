@@ -36,6 +36,9 @@ class StudyRecord:
     closed_at_ms: int | None = None
     close_reason: CloseReason | None = None
     times_closed: int = 0
+    # The first instance's patient (digests): later instances naming another one are refused.
+    patient_id_digest: str | None = None
+    patient_issuer_digest: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -61,6 +64,8 @@ def encode_record(record: StudyRecord) -> bytes:
         "closed_at_ms": record.closed_at_ms,
         "close_reason": record.close_reason.value if record.close_reason else None,
         "times_closed": record.times_closed,
+        "patient_id": record.patient_id_digest,
+        "patient_issuer": record.patient_issuer_digest,
     }
     return orjson.dumps(doc)
 
@@ -81,4 +86,6 @@ def decode_record(raw: bytes) -> StudyRecord:
         closed_at_ms=doc["closed_at_ms"],
         close_reason=CloseReason(reason) if reason else None,
         times_closed=doc["times_closed"],
+        patient_id_digest=doc.get("patient_id"),
+        patient_issuer_digest=doc.get("patient_issuer"),
     )

@@ -10,12 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import orjson
+
 from streamer.aggregate.record import CloseReason, StudyRecord, StudyStatus
 from streamer.aggregate.store import StudyStore
-from streamer.errors import LateInstanceError
-from streamer.messages import EndOfStudy, Instance
+from streamer.errors import LateInstanceError, PatientConflictError, StudyTooLargeError
+from streamer.messages import EndOfStudy, Instance, PatientRef
 
 _DAY_MS = 24 * 3600 * 1000
+
+
+def changed_tags(old: bytes, new: bytes) -> tuple[str, ...]:
+    """Top-level tags whose elements differ between two slim instances (names only)."""
+    a, b = orjson.loads(old), orjson.loads(new)
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return ()
+    return tuple(sorted(tag for tag in a.keys() | b.keys() if a.get(tag) != b.get(tag)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +34,10 @@ class AddResult:
 
     study_uid: str
     reopened: bool = False
-    duplicate: bool = False
+    duplicate: bool = False  # an identical redelivery: nothing changed
+    # The SOPInstanceUID was held with other content: the new one replaced it (an update);
+    # these are the tags whose values differ (never the values).
+    changed_tags: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -35,6 +48,7 @@ class PartitionState:
     store: StudyStore
     timeout_ms: int
     retention_ms: int
+    max_instances: int = 50_000  # per study; more are refused (StudyTooLargeError)
     stream_time_ms: int = -1  # highest record timestamp seen on this partition
     next_offset: int | None = None  # last processed offset + 1: what to commit
     _open: dict[str, int] = field(default_factory=dict)  # uid -> last activity
@@ -94,11 +108,35 @@ class PartitionState:
         held = self.store.get_instance(uid, sop) if record is not None else None
         if held == instance.slim:
             return AddResult(uid, duplicate=True)  # redelivery: nothing new, do not reopen
+        patient = instance.patient
         if record is None:
             record = StudyRecord(
-                uid, StudyStatus.OPEN, first_offset=offset, last_activity_ms=timestamp_ms
+                uid,
+                StudyStatus.OPEN,
+                first_offset=offset,
+                last_activity_ms=timestamp_ms,
             )
+        # The first instance naming a patient defines the study's patient (replays see the same
+        # order, so the decision is the same after a restart).
+        if patient.conflicts_with(
+            PatientRef(record.patient_id_digest, record.patient_issuer_digest)
+        ):
+            raise PatientConflictError(
+                f"instance {sop} names another patient (PatientID (0010,0020) or "
+                f"IssuerOfPatientID (0010,0021)) than the first instance of study {uid}; "
+                "a study is never merged across patients"
+            )
+        if held is None and record.instance_count >= self.max_instances:
+            raise StudyTooLargeError(
+                f"study {uid} already holds {record.instance_count:,} instances "
+                f"(STREAMER_MAX_INSTANCES_PER_STUDY); instance {sop} is not added"
+            )
+        if record.patient_id_digest is None and patient.id_digest is not None:
+            record.patient_id_digest = patient.id_digest
+        if record.patient_issuer_digest is None and patient.issuer_digest is not None:
+            record.patient_issuer_digest = patient.issuer_digest
         self.store.put_instance(uid, sop, instance.slim)
+        changed = changed_tags(held, instance.slim) if held is not None else ()
         if held is None:
             record.instance_count += 1
         record.last_activity_ms = max(record.last_activity_ms, timestamp_ms)
@@ -111,7 +149,7 @@ class PartitionState:
             record.expected_count = None
             record.closed_at_ms = None
         self._save(record)
-        return AddResult(uid, reopened=reopened)
+        return AddResult(uid, reopened=reopened, changed_tags=changed)
 
     def add_marker(self, marker: EndOfStudy, offset: int, timestamp_ms: int) -> AddResult:
         """Note the end-of-study marker; a marker for a closed or expired study changes nothing."""

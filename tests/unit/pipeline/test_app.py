@@ -101,7 +101,7 @@ def put_study(
 ) -> None:
     uid = study_uid(n)
     for i in range(count):
-        doc = make_instance(uid, series_uid(n), sop_uid(n, i), number=i + 1, patient_id=f"P{n}")
+        doc = make_instance(uid, series_uid(n), sop_uid(n, i), number=i + 1)
         source.append(partition, uid.encode(), orjson.dumps(doc), ts(clock))
     if marker:
         source.append(partition, uid.encode(), encode_marker(uid, marker_count), ts(clock))
@@ -626,3 +626,40 @@ async def test_a_failed_restore_stops_the_loop(tmp_path: Path) -> None:
         await proc.step()
     assert sink.sent == []
     assert source.committed == {}
+
+
+async def test_a_marker_whose_study_never_comes_is_dead_lettered(disk: Disk) -> None:
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 0, marker=True)
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
+    await proc.step()
+    assert sink.on("dicom.instances.dlq") == []
+    clock.advance(TIMEOUT_S)
+    await proc.step()
+    [(key, value, headers)] = sink.on("dicom.instances.dlq")
+    assert key == study_uid(1).encode()
+    assert headers["error-type"] == b"EmptyStudyError"
+    assert headers["source-offset"] == b"0"
+    assert value is not None and orjson.loads(value)["instances"] == 0
+    assert bundles(sink) == {}
+
+
+async def test_instances_of_another_patient_are_dead_lettered_not_merged(disk: Disk) -> None:
+    clock = FakeClock()
+    source = FakeSource()
+    uid = study_uid(1)
+    for i, patient in enumerate(("P1", "P2", "P1")):
+        doc = make_instance(uid, series_uid(1), sop_uid(1, i), number=i + 1, patient_id=patient)
+        source.append(0, uid.encode(), orjson.dumps(doc), ts(clock))
+    source.append(0, uid.encode(), encode_marker(uid, None), ts(clock))
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
+    await proc.step()
+    [bundle] = bundles(sink)[uid]
+    assert instance_uids(bundle) == {sop_uid(1, 0), sop_uid(1, 2)}
+    [(_, _, headers)] = sink.on("dicom.instances.dlq")
+    assert headers["error-type"] == b"PatientConflictError"
+    assert headers["source-offset"] == b"1"
+    assert b"P2" not in headers["error-message"]

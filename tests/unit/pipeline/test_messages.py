@@ -5,7 +5,12 @@ import jsonschema
 import orjson
 import pytest
 
-from streamer.errors import InvalidInstanceError, InvalidMessageError
+from streamer.errors import (
+    InvalidInstanceError,
+    InvalidMessageError,
+    MessageKeyError,
+    OversizedRecordError,
+)
 from streamer.messages import EndOfStudy, Instance, decode, encode_marker
 from tests.dicom_factory import make_instance, study_uid
 
@@ -31,7 +36,30 @@ def test_marker_round_trip() -> None:
     uid = study_uid(2)
     msg = decode(uid.encode(), encode_marker(uid, 3))
     assert msg == EndOfStudy(study_uid=uid, instance_count=3)
-    assert decode(None, encode_marker(uid, None)) == EndOfStudy(uid, None)
+    assert decode(uid.encode(), encode_marker(uid, None)) == EndOfStudy(uid, None)
+
+
+def test_a_record_without_key_is_refused() -> None:
+    uid = study_uid(2)
+    with pytest.raises(MessageKeyError, match="no key"):
+        decode(None, orjson.dumps(make_instance(uid)))
+    with pytest.raises(MessageKeyError, match="no key"):
+        decode(None, encode_marker(uid, None))
+
+
+def test_invalid_utf8_and_deep_nesting_have_reasons_a_user_understands() -> None:
+    with pytest.raises(InvalidMessageError, match="not valid UTF-8"):
+        decode(b"k", b'{"a": "\xff\xfe"}')
+    with pytest.raises(InvalidMessageError, match="deeper than 1024"):
+        decode(b"k", b"[" * 10_000 + b"]" * 10_000)
+
+
+def test_records_above_the_size_limit_are_refused() -> None:
+    uid = study_uid(2)
+    value = orjson.dumps(make_instance(uid))
+    assert isinstance(decode(uid.encode(), value, max_bytes=len(value)), Instance)
+    with pytest.raises(OversizedRecordError, match="STREAMER_MAX_RECORD_BYTES"):
+        decode(uid.encode(), value, max_bytes=len(value) - 1)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +69,7 @@ def test_marker_round_trip() -> None:
         (b"[1, 2]", "not an object"),
         (b'"text"', "not an object"),
         (None, "no value"),
-        (b'{"marker": "start"}', "unknown marker"),
+        (b'{"marker": "start"}', "must be"),
         (b'{"marker": "end-of-study"}', "study_instance_uid"),
         (
             b'{"marker": "end-of-study", "study_instance_uid": "1.2", "instance_count": 0}',
@@ -63,7 +91,7 @@ def test_instance_without_study_uid_is_invalid_instance() -> None:
     doc = make_instance(study_uid(3))
     del doc["0020000D"]
     with pytest.raises(InvalidInstanceError):
-        decode(None, orjson.dumps(doc))
+        decode(study_uid(3).encode(), orjson.dumps(doc))
 
 
 def test_key_must_match_study_uid() -> None:

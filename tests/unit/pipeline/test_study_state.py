@@ -15,8 +15,8 @@ from streamer.aggregate import (
     StudyStore,
 )
 from streamer.dicom.instance import InstanceKey
-from streamer.errors import LateInstanceError
-from streamer.messages import EndOfStudy, Instance
+from streamer.errors import LateInstanceError, PatientConflictError, StudyTooLargeError
+from streamer.messages import EndOfStudy, Instance, PatientRef
 from streamer.state.kv import MemoryStore
 from streamer.state.partition_store import PartitionStore
 from streamer.state.study_store import KVStudyStore, StudyRecordCodec
@@ -184,3 +184,58 @@ def test_rearm_rebuilds_deadlines_from_stored_records(st: PartitionState) -> Non
     # B's marker is satisfied: due at once; A keeps its deadline (not reset by the restore).
     assert due(restored, 2001) == [("B", CloseReason.MARKER)]
     assert ("A", CloseReason.TIMEOUT) in due(restored, 1000 + TIMEOUT)
+
+
+def pat(study: str, sop: str, patient: str | None, issuer: str | None = None) -> Instance:
+    return Instance(
+        InstanceKey(study, study + ".1", sop),
+        orjson.dumps({"p": sop}),
+        PatientRef(patient, issuer),
+    )
+
+
+def test_an_instance_of_another_patient_is_refused(st: PartitionState) -> None:
+    st.add_instance(pat("A", "a1", "P1"), 0, 1000)
+    st.add_instance(pat("A", "a2", None), 1, 1000)  # no PatientID: no evidence either way
+    st.add_instance(pat("A", "a3", "P1", "HOSP-A"), 2, 1000)  # the issuer is learnt
+    with pytest.raises(PatientConflictError, match="another patient"):
+        st.add_instance(pat("A", "a4", "P2"), 3, 1000)
+    with pytest.raises(PatientConflictError):
+        st.add_instance(pat("A", "a5", "P1", "HOSP-B"), 4, 1000)
+    assert [i["p"] for i in held(st, "A")] == ["a1", "a2", "a3"]
+    record = st.study("A")
+    assert record is not None and record.instance_count == 3
+    assert st.next_offset == 5
+
+
+def test_the_first_patient_seen_defines_the_study_even_without_an_early_id(
+    st: PartitionState,
+) -> None:
+    st.add_instance(pat("A", "a1", None), 0, 1000)
+    st.add_instance(pat("A", "a2", "P2"), 1, 1000)
+    with pytest.raises(PatientConflictError):
+        st.add_instance(pat("A", "a3", "P1"), 2, 1000)
+
+
+def test_instances_beyond_the_study_limit_are_refused(st: PartitionState) -> None:
+    st.max_instances = 2
+    st.add_instance(inst("A", "a1"), 0, 1000)
+    st.add_instance(inst("A", "a2"), 1, 1000)
+    with pytest.raises(StudyTooLargeError, match="STREAMER_MAX_INSTANCES_PER_STUDY"):
+        st.add_instance(inst("A", "a3"), 2, 1000)
+    # An update of a held instance is still taken.
+    assert st.add_instance(inst("A", "a2", "v2"), 3, 1000).changed_tags == ("p",)
+
+
+def test_same_sop_with_other_content_replaces_it_and_names_the_changed_tags(
+    st: PartitionState,
+) -> None:
+    a = Instance(InstanceKey("A", "A.1", "a1"), orjson.dumps({"00100010": 1, "00080060": "CT"}))
+    b = Instance(InstanceKey("A", "A.1", "a1"), orjson.dumps({"00100010": 2, "00080060": "CT"}))
+    st.add_instance(a, 0, 1000)
+    result = st.add_instance(b, 1, 1000)
+    assert result.changed_tags == ("00100010",)
+    assert not result.duplicate
+    assert held(st, "A") == [{"00100010": 2, "00080060": "CT"}]
+    record = st.study("A")
+    assert record is not None and record.instance_count == 1
