@@ -8,6 +8,7 @@ the values of a DICOM element (they may be patient data).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +151,7 @@ def _digest(text: str | None) -> str | None:
     return hashlib.blake2b(text.strip().encode(), digest_size=8).hexdigest()
 
 
-def patient_ref(doc: dict[str, Any]) -> PatientRef:
+def patient_ref(doc: Mapping[str, Any]) -> PatientRef:
     """The instance's patient as digests of PatientID and IssuerOfPatientID."""
     return PatientRef(
         _digest(jm.first(doc, t.PatientID)), _digest(jm.first(doc, t.IssuerOfPatientID))

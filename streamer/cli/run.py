@@ -46,11 +46,14 @@ def build_processor(settings: Settings, stores: StudyStores) -> Processor:
     from streamer.app import Processor
     from streamer.kafka.changelog import KafkaChangelogReader
     from streamer.kafka.consumer import KafkaSource
+    from streamer.kafka.outage import BrokerWatch
     from streamer.kafka.producer import KafkaSink
 
+    watch = BrokerWatch()
+    watch.install()
     return Processor(
         settings,
-        KafkaSource(settings),
+        KafkaSource(settings, watch),
         KafkaSink(settings),
         KafkaChangelogReader(settings),
         stores.open,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streamer.config import Settings
+from streamer.kafka.outage import BrokerWatch
 from streamer.ports import InputRecord, RebalanceCallback
 
 log = logging.getLogger(__name__)
+
+_PROBE_INTERVAL_S = 1.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -29,8 +34,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSource:
     """Consumes the input topic with manual commits; offsets are committed only by the app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
         self.topic = settings.input_topic
+        self._watch = watch
+        self._last_probe = 0.0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.group_id,
@@ -55,6 +62,8 @@ class KafkaSource:
         batch = await self._consumer.getmany(
             timeout_ms=int(timeout_s * 1000), max_records=max_records
         )
+        if self._watch is not None and self._watch.down:
+            await self._probe()
         return {
             tp.partition: [
                 InputRecord(
@@ -68,6 +77,19 @@ class KafkaSource:
             ]
             for tp, records in batch.items()
         }
+
+    async def _probe(self) -> None:
+        """During an outage, ask the broker for metadata once a second; an answer ends it."""
+        now = time.monotonic()
+        if now - self._last_probe < _PROBE_INTERVAL_S:
+            return
+        self._last_probe = now
+        try:
+            await asyncio.wait_for(self._consumer.topics(), _PROBE_INTERVAL_S)
+        except (KafkaError, TimeoutError):
+            return
+        assert self._watch is not None
+        self._watch.back()
 
     def caught_up(self, partition: int) -> bool:
         tp = TopicPartition(self.topic, partition)

@@ -18,9 +18,10 @@ from pydicom.dataset import Dataset
 
 from streamer.dicom.files import SKIP_DICOMDIR, dataset_to_json, list_files, read_file
 from streamer.dicom.instance import check_instance, slim_instance
-from streamer.errors import InvalidInstanceError, InvalidMessageError
+from streamer.errors import InvalidInstanceError, InvalidMessageError, PatientConflictError
 from streamer.library.config import LibraryConfig
-from streamer.library.report import ConversionReport, SkippedFile
+from streamer.library.report import ConversionReport, SkippedFile, warn
+from streamer.messages import NO_PATIENT, PatientRef, patient_ref
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +42,53 @@ class Collected:
 
     With ``slim``, only a copy restricted to the mapped tags is kept (for instances nobody else holds: read
     from files or produced by a generator); without, the caller's dict itself (a list the caller holds anyway).
+    The stream processor's rules apply: an instance naming another patient than the study's first one is
+    refused (PatientConflictError), an identical repeat of a SOPInstanceUID is ignored, and a repeat with
+    other content replaces the earlier one.
     """
 
     slim: bool = True
     studies: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    _positions: dict[str, dict[str, int]] = field(default_factory=dict)  # study -> SOP -> index
+    _patients: dict[str, PatientRef] = field(default_factory=dict)
 
-    def add(self, instance: Mapping[str, Any], *, owned: bool = False) -> None:
+    def add(
+        self, instance: Mapping[str, Any], rep: ConversionReport, *, owned: bool = False
+    ) -> None:
         """Check ``instance`` (InvalidInstanceError) and keep it under its study (``owned``: always slim)."""
         key = check_instance(instance)
-        self.studies.setdefault(key.study_uid, []).append(
-            slim_instance(instance) if self.slim or owned else instance
+        uid = key.study_uid
+        patient = patient_ref(instance)
+        first = self._patients.get(uid, NO_PATIENT)
+        if patient.conflicts_with(first):
+            raise PatientConflictError(
+                "instance names another patient (PatientID (0010,0020) or IssuerOfPatientID "
+                "(0010,0021)) than the first instance of its study"
+            )
+        self._patients[uid] = PatientRef(
+            first.id_digest or patient.id_digest, first.issuer_digest or patient.issuer_digest
         )
+        kept = slim_instance(instance) if self.slim or owned else instance
+        group = self.studies.setdefault(uid, [])
+        positions = self._positions.setdefault(uid, {})
+        at = positions.get(key.sop_uid)
+        if at is None:
+            positions[key.sop_uid] = len(group)
+            group.append(kept)
+            return
+        held = group[at]
+        if held == kept:
+            rep.duplicates += 1
+            return
+        # Same SOPInstanceUID, other content: the later one replaces it, as an update.
+        changed = sorted(tag for tag in held.keys() | kept.keys() if held.get(tag) != kept.get(tag))
+        rep.updated_instances += 1
+        warn(
+            rep,
+            f"instance {key.sop_uid} came again with other content; the later one is kept "
+            f"(changed tags: {', '.join(changed[:20])})",
+        )
+        group[at] = kept
 
     def all_instances(self) -> list[Mapping[str, Any]]:
         return [i for group in self.studies.values() for i in group]
@@ -68,15 +105,16 @@ def _accept(instance: InstanceLike, collected: Collected, rep: ConversionReport)
         instance, dropped = converted
         owned = True
         if dropped:
-            rep.warnings.append(
-                "some DICOM elements could not be converted to DICOM JSON and were left out"
-            )
+            warn(rep, "some DICOM elements could not be converted to DICOM JSON and were left out")
     elif not isinstance(instance, Mapping):
         raise TypeError(
             f"expected DICOM JSON dicts (or pydicom Datasets), got an item of type {type(instance).__name__}"
         )
     try:
-        collected.add(instance, owned=owned)
+        collected.add(instance, rep, owned=owned)
+    except PatientConflictError:
+        rep.patient_conflicts += 1
+        rep.skipped_instances["patient conflict"] += 1
     except InvalidInstanceError as exc:
         rep.skipped_instances[_reason(exc)] += 1
 
@@ -113,11 +151,16 @@ async def collect_files(roots: list[Path], cfg: LibraryConfig, rep: ConversionRe
             continue
         instance, dropped = outcome
         if dropped:
-            rep.warnings.append(
-                f"{path.name}: some DICOM elements could not be converted to DICOM JSON and were left out"
+            warn(
+                rep,
+                f"{path.name}: some DICOM elements could not be converted to DICOM JSON and were left out",
             )
         try:
-            collected.add(instance)
+            collected.add(instance, rep)
+        except PatientConflictError:
+            rep.patient_conflicts += 1
+            _skip_file(path, "patient conflict", cfg, rep)
+            continue
         except InvalidInstanceError as exc:
             _skip_file(path, _reason(exc), cfg, rep)
             continue

@@ -14,7 +14,7 @@ from streamer.errors import MappingError
 from streamer.fhir import BundleResult, build_bundle, build_study_bundle
 from streamer.fhir.options import MappingOptions
 from streamer.library.collect import Collected
-from streamer.library.report import ConversionReport
+from streamer.library.report import ConversionReport, warn
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def _count(result: BundleResult, rep: ConversionReport) -> None:
     rep.studies += len(result.study_uids) or 1
     rep.series += result.series_count
     rep.instances += result.instance_count
-    rep.warnings.extend(result.warnings)
+    for warning in result.warnings:
+        warn(rep, warning)
 
 
 async def iter_results(

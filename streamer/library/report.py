@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,11 @@ class ConversionReport:
     skipped_instances: Counter[str] = field(default_factory=Counter)  # reason -> count
     failed_studies: Counter[str] = field(default_factory=Counter)  # reason -> count
     warnings: list[str] = field(default_factory=list)
+    duplicates: int = 0  # identical repeats of an instance, ignored
+    updated_instances: int = (
+        0  # repeats of a SOPInstanceUID with other content (the later one kept)
+    )
+    patient_conflicts: int = 0  # instances refused: another patient than their study's first one
     skipped: list[SkippedFile] = field(default_factory=list)
     results: list[BundleResult] = field(default_factory=list)
 
@@ -67,4 +73,19 @@ class ConversionReport:
             "skipped_instances": dict(self.skipped_instances),
             "failed_studies": dict(self.failed_studies),
             "warnings": len(self.warnings),
+            "duplicates": self.duplicates,
+            "updated_instances": self.updated_instances,
+            "patient_conflicts": self.patient_conflicts,
         }
+
+
+_log = logging.getLogger("streamer.library")
+
+
+def warn(rep: ConversionReport, warning: str) -> None:
+    """Note a warning in the report and on the ``streamer`` logger (callers without a report see it).
+
+    Warnings name tags and UIDs, never values.
+    """
+    rep.warnings.append(warning)
+    _log.warning("%s", warning)
