@@ -21,6 +21,7 @@ from streamer.aggregate import CloseReason, PartitionState, StudyRecord
 from streamer.config import Settings
 from streamer.errors import EmptyStudyError, InvalidMessageError, MappingError, RecordTooLargeError
 from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
+from streamer.memory import release_free_memory
 from streamer.messages import Instance, decode
 from streamer.metrics import Count, Metrics
 from streamer.outbox import Outbox
@@ -32,8 +33,10 @@ log = logging.getLogger(__name__)
 BUNDLE_CONTENT_TYPE = b"application/fhir+json"
 _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per partition
 _MAX_ERROR_MESSAGE = 1000  # header size stays small; the class name says the rest
-# A checkpoint also runs when this many changes are staged, so memory stays bounded under load.
-_MAX_DIRTY_KEYS = 20_000
+# A checkpoint also runs when this much is staged, so memory stays bounded under load.
+_MAX_DIRTY_BYTES = 4 * 1024 * 1024
+# After a checkpoint, freed heap memory is handed back to the system at most this often.
+_RELEASE_MEMORY_INTERVAL_S = 10.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane.
 _EXPIRE_PER_ROUND = 50
 
@@ -89,6 +92,7 @@ class Processor:
         self._stopping = asyncio.Event()
         self._last_commit = clock()
         self._last_status = clock()
+        self._last_release = clock()
         self.metrics = Metrics()
         self.assigned = asyncio.Event()  # set once the first assignment arrived
 
@@ -131,7 +135,7 @@ class Processor:
             if (
                 closed
                 or self._clock() - self._last_commit >= interval
-                or self._partitions.dirty_size() >= _MAX_DIRTY_KEYS
+                or self._partitions.dirty_bytes() >= _MAX_DIRTY_BYTES
             ):
                 await self._checkpoint()
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
@@ -398,7 +402,11 @@ class Processor:
 
     async def _checkpoint(self) -> None:
         await self._partitions.checkpoint()
-        self._last_commit = self._clock()
+        now = self._clock()
+        self._last_commit = now
+        if now - self._last_release >= _RELEASE_MEMORY_INTERVAL_S:
+            self._last_release = now
+            release_free_memory()
 
     # ---- introspection (tests, health) -------------------------------------------------------
 

@@ -184,8 +184,9 @@ class Partitions:
 
     # ---- checkpoint -----------------------------------------------------------------------------
 
-    def dirty_size(self) -> int:
-        return sum(len(lane.store.dirty()) for lane in self.lanes.values() if lane.store)
+    def dirty_bytes(self) -> int:
+        """Bytes of keys and values staged for the next checkpoint, over all partitions."""
+        return sum(lane.store.dirty_bytes for lane in self.lanes.values() if lane.store)
 
     async def checkpoint(self, only: set[int] | None = None) -> None:
         """Changelog, acks, commit, local store: in that order (see the module docstring)."""
