@@ -159,15 +159,18 @@ def patient_ref(doc: Mapping[str, Any]) -> PatientRef:
 
 
 def _instance(doc: dict[str, Any]) -> Instance:
+    warnings: list[str] = []
     try:
         key = check_instance(doc)
-        slim = slim_instance(doc)
+        slim = slim_instance(doc, warnings)
     except InvalidInstanceError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
         # check_instance is meant to raise InvalidInstanceError only; be safe at the boundary.
         raise InvalidInstanceError(f"not a DICOM JSON instance ({type(exc).__name__})") from exc
-    return Instance(key=key, slim=orjson.dumps(slim), patient=patient_ref(doc))
+    return Instance(
+        key=key, slim=orjson.dumps(slim), patient=patient_ref(doc), warnings=tuple(warnings)
+    )
 
 
 def encode_marker(study_uid: str, instance_count: int | None) -> bytes:

@@ -9,6 +9,7 @@ The unit test runs every case through the processor with in-memory ports, the br
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,6 +253,66 @@ CASES: list[Case] = [
         with_element("7FE00010", {"vr": "OB", "BulkDataURI": "https://pacs.example/bulk/1"}),
         bundle_instances=1,
         fate="converted; bulk data is never read",
+    ),
+    Case(
+        "keys that are not DICOM tags",
+        lambda n: [rec(n, doc(n) | {"PatientName": {"vr": "PN"}, "foo": 1})],
+        bundle_instances=1,
+        warning="not DICOM tags",
+    ),
+    Case(
+        "PN value given as a plain string",
+        with_element("00100010", {"vr": "PN", "Value": ["Doe^John"]}),
+        bundle_instances=1,
+        warning="PatientName",
+    ),
+    Case(
+        "`Value` that is not a list",
+        with_element("00081030", {"vr": "LO", "Value": "text"}),
+        bundle_instances=1,
+        warning="StudyDescription",
+    ),
+    Case(
+        "element that is not a JSON object",
+        with_element("00081030", "text"),
+        bundle_instances=1,
+        warning="StudyDescription",
+    ),
+    Case(
+        "element with a VR that is not a VR",
+        with_element("00081030", {"vr": 5, "Value": ["x"]}),
+        bundle_instances=1,
+        warning="StudyDescription",
+    ),
+    Case(
+        "sequence item that is not an object",
+        with_element("00081032", {"vr": "SQ", "Value": ["x", 5]}),
+        bundle_instances=1,
+        warning="ProcedureCodeSequence",
+    ),
+    Case(
+        "sequence nested 200 levels deep",
+        lambda n: [rec(n, json.dumps(doc(n) | nested(200)).encode())],
+        bundle_instances=1,
+        warning="ProcedureCodeSequence",
+    ),
+    Case(
+        "SeriesNumber (IS) beyond the IS range",
+        with_element("00200011", element("IS", 10**12)),
+        bundle_instances=1,
+        warning="SeriesNumber",
+    ),
+    Case(
+        "StudyDescription (LO) of 100,000 characters",
+        with_element("00081030", element("LO", "x" * 100_000)),
+        bundle_instances=1,
+        warning="StudyDescription",
+    ),
+    Case(
+        "Value: [null]",
+        with_element("00081030", {"vr": "LO", "Value": [None]}),
+        bundle_instances=1,
+        fate="converted; the element has no value",
     ),
     Case(
         "Value: [] (an empty element)",

@@ -2,6 +2,9 @@
 
 Both run on every message of the stream processor, before any FHIR mapping, so this module needs nothing but
 the DICOM JSON accessors: importing it loads neither pydicom nor the FHIR models.
+
+Both take an optional ``warnings`` list to which they append what they accepted or dropped (tag names, never
+values); without it they behave the same and say nothing.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
-from streamer.dicom import json_model as jm
+from streamer.dicom import cleaning
 from streamer.dicom import tags as t
 from streamer.errors import InvalidInstanceError
 
-# What a UID may look like here: a FHIR ``id`` (ImagingStudy series.uid and instance.uid are of that type).
-# Proper DICOM UIDs (digits and dots, at most 64) always fit; so do the letters and dashes of a few
-# non-conformant real-world UIDs.
-_UID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# A UID (PS3.5 9.1): components of digits separated by single dots, no component with a leading zero.
+_UID = re.compile(r"(?:0|[1-9][0-9]*+)(?:\.(?:0|[1-9][0-9]*+))*+")
+# The same with leading zeros allowed: common in legacy archives, accepted with a warning.
+_LEGACY_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MAX_UID = 64
+_PAD = " \x00"
 
 #: The tags a stream keeps of each instance (at every nesting level): every tag the FHIR mappers read, in the
 #: core and the MII profile mode, and nothing else. A tag missing here is silently absent when a study is
@@ -171,7 +176,7 @@ class InstanceKey(NamedTuple):
     sop_uid: str
 
 
-def _uid(ds: Mapping[str, Any], tag: str, name: str) -> str:
+def _uid(ds: Mapping[str, Any], tag: str, name: str, warnings: list[str] | None) -> str:
     elem = ds.get(tag)
     if elem is None:
         elem = ds.get(tag.lower())
@@ -183,40 +188,75 @@ def _uid(ds: Mapping[str, Any], tag: str, name: str) -> str:
     value = elem.get("Value")
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         raise InvalidInstanceError(f"{name} ({tag[:4]},{tag[4:]}) has no string value")
-    uid = value[0].strip(" \x00")
-    if not _UID.fullmatch(uid):
-        raise InvalidInstanceError(f"{name} ({tag[:4]},{tag[4:]}) is not a valid UID")
+    uid = value[0].strip(_PAD)  # the same object when there is no padding
+    if len(uid) <= _MAX_UID and _UID.fullmatch(uid) is not None:
+        return uid
+    return _odd_uid(uid, f"{name} ({tag[:4]},{tag[4:]})", warnings)
+
+
+def _odd_uid(uid: str, label: str, warnings: list[str] | None) -> str:
+    """``uid`` (not a valid UID) if only a leading zero is wrong, with a warning; else InvalidInstanceError
+    saying what is wrong, without the value."""
+    if not uid:
+        raise InvalidInstanceError(f"{label} is not a valid UID: it is empty")
+    if len(uid) > _MAX_UID:
+        raise InvalidInstanceError(f"{label} is not a valid UID: longer than {_MAX_UID} characters")
+    if uid.strip("0123456789."):
+        raise InvalidInstanceError(
+            f"{label} is not a valid UID: a component has a character other than 0-9"
+        )
+    if _LEGACY_UID.fullmatch(uid) is None:
+        raise InvalidInstanceError(
+            f"{label} is not a valid UID: a component is empty (leading, trailing or double dot)"
+        )
+    if warnings is not None:
+        warnings.append(
+            f"{label}: a UID component has a leading zero (not allowed by PS3.5 9.1); accepted"
+        )
     return uid
 
 
-def check_instance(ds: Mapping[str, Any]) -> InstanceKey:
+def check_instance(ds: Mapping[str, Any], warnings: list[str] | None = None) -> InstanceKey:
     """Validate the identity of one DICOM JSON instance and return its UIDs.
 
     Raises InvalidInstanceError when ``ds`` is not a mapping or lacks a usable StudyInstanceUID (0020,000D),
-    SeriesInstanceUID (0020,000E) or SOPInstanceUID (0008,0018). Lower-case hex keys are accepted.
+    SeriesInstanceUID (0020,000E) or SOPInstanceUID (0008,0018); the message names the attribute and what is
+    wrong, never the value. A usable UID follows PS3.5 9.1: 1-64 characters, components of digits separated
+    by single dots. Padding (spaces, NUL) around it is removed silently; a component with a leading zero
+    (``1.2.03``, seen in legacy archives) is accepted with a warning appended to ``warnings``. Lower-case hex
+    keys are accepted.
     """
     if ds.__class__ is not dict and not isinstance(ds, Mapping):
         raise InvalidInstanceError("instance is not a JSON object")
     return InstanceKey(
-        _uid(ds, t.StudyInstanceUID, "StudyInstanceUID"),
-        _uid(ds, t.SeriesInstanceUID, "SeriesInstanceUID"),
-        _uid(ds, t.SOPInstanceUID, "SOPInstanceUID"),
+        _uid(ds, t.StudyInstanceUID, "StudyInstanceUID", warnings),
+        _uid(ds, t.SeriesInstanceUID, "SeriesInstanceUID", warnings),
+        _uid(ds, t.SOPInstanceUID, "SOPInstanceUID", warnings),
     )
 
 
-def slim_instance(ds: Mapping[str, Any]) -> dict[str, Any]:
-    """The instance restricted to ``KEEP_TAGS`` (upper-case keys, no bulk data, nested items too).
+def slim_instance(ds: Mapping[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """The instance restricted to ``KEEP_TAGS`` (upper-case keys, no bulk data, nested items too), cleaned.
 
-    ``build_study_bundle`` gives the same result for the slim and the full instance. The result may share
-    elements with ``ds``: treat it as read-only.
+    Every kept element is cleaned as ``cleaning`` describes: malformed elements, values of the wrong type or
+    longer than their VR allows, non-object sequence items and items nested deeper than
+    ``cleaning.MAX_SEQUENCE_DEPTH`` are dropped, each with a warning appended to ``warnings`` (when given)
+    naming the tag; keys that are not tags give one warning with their count. ``build_study_bundle`` gives the
+    same Bundle for the slim and the full instance. The result may share elements with ``ds``: treat it as
+    read-only.
     """
-    return jm.normalize(ds, KEEP_TAGS)
+    return cleaning.normalize(ds, KEEP_TAGS, warnings)
 
 
 def is_slim(ds: object) -> bool:
-    """True when ``ds`` is already what ``slim_instance`` makes of it, as far as the mappers can tell:
-    a plain dict whose keys (nested items included) are all in ``KEEP_TAGS`` and whose elements are dicts."""
-    if ds.__class__ is not dict:
+    """True when ``ds`` has the shape ``slim_instance`` gives, as far as keys go: a plain dict whose keys (nested
+    items included, to ``cleaning.MAX_SEQUENCE_DEPTH`` levels) are all in ``KEEP_TAGS`` and whose elements
+    are dicts. Values are not checked: ``slim_instance`` (or the mapping) cleans them."""
+    return _is_slim(ds, 0)
+
+
+def _is_slim(ds: object, depth: int) -> bool:
+    if ds.__class__ is not dict or depth > cleaning.MAX_SEQUENCE_DEPTH:
         return False
     assert isinstance(ds, dict)
     if not ds.keys() <= KEEP_TAGS:
@@ -227,6 +267,6 @@ def is_slim(ds: object) -> bool:
         value = elem.get("Value")
         if value.__class__ is list and value and elem.get("vr") in ("SQ", None):
             for i in value:
-                if isinstance(i, Mapping) and not is_slim(i):
+                if isinstance(i, Mapping) and not _is_slim(i, depth + 1):
                     return False
     return True

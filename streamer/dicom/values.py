@@ -30,6 +30,8 @@ _TM = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6})\d*)?)?)?")
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6})\d*)?([+-]\d{4})?")
 _TZ = re.compile(r"([+-])(\d{2}):?(\d{2})")
 _IS = re.compile(r"[+-]?\d{1,12}")
+_IS_MAX = 2**31 - 1
+_DS_MAX = float(2**53)
 
 
 def parse_da(value: str | None) -> str | None:
@@ -180,27 +182,34 @@ def parse_dt(value: str | None) -> DateTimeParts | None:
 
 
 def parse_is(value: object) -> int | None:
-    """IS (or a JSON integer) -> int; None for anything else (``1.5``, ``abc``, booleans, huge values)."""
+    """IS (or a JSON integer) -> int; None for anything else (``1.5``, ``abc``, ``12 mm``, booleans) and for
+    values outside the IS range +-(2^31-1) (PS3.5 Table 6.2-1)."""
     if isinstance(value, bool):
         return None
+    n: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    if isinstance(value, str):
+        n = value
+    elif isinstance(value, float):
+        n = int(value) if math.isfinite(value) and value.is_integer() else None
+    elif isinstance(value, str):
         s = value.strip()
         if _IS.fullmatch(s):
-            return int(s)
-    return None
+            n = int(s)
+    return n if n is not None and -_IS_MAX <= n <= _IS_MAX else None
 
 
 def parse_ds(value: object) -> float | None:
-    """DS (or a JSON number) -> finite float; None for anything else (``1,75``, ``NaN``, ``inf``)."""
+    """DS (or a JSON number) -> float; None for anything else (``1,75``, ``70kg``, ``NaN``, ``inf``) and for
+    huge values: a magnitude of 2^53 or more (``1e999``, ``1e300``), beyond which a double no longer holds
+    every integer, so the number written would not be the number given; no mapped quantity comes near it."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        f = float(value)
-        return f if math.isfinite(f) else None
+        try:
+            f = float(value)
+        except OverflowError:
+            return None
+        return f if -_DS_MAX < f < _DS_MAX else None
     if isinstance(value, str):
         s = value.strip()
         if not s or len(s) > 32:
@@ -209,7 +218,7 @@ def parse_ds(value: object) -> float | None:
             f = float(s)
         except ValueError:
             return None
-        if not math.isfinite(f) or "_" in s or s.lower().startswith(("n", "i", "+i", "-i")):
+        if not -_DS_MAX < f < _DS_MAX or "_" in s or s.lower().startswith(("n", "i", "+i", "-i")):
             return None
         return f
     return None

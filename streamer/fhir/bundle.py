@@ -16,7 +16,7 @@ import orjson
 
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
-from streamer.dicom.instance import check_instance, is_slim, slim_instance
+from streamer.dicom.instance import check_instance, slim_instance
 from streamer.fhir import ids
 from streamer.fhir.common import Warnings
 from streamer.fhir.context import StudyContext, canonical_key
@@ -59,8 +59,9 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
     # SOPInstanceUID -> (the caller's instance, its readable form)
     by_sop: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
     study_uid: str | None = None
+    found: list[str] = []  # what check_instance and the cleaning of readable_instance report
     for ds in instances:
-        key = check_instance(ds)
+        key = check_instance(ds, found)
         if study_uid is None:
             study_uid = key.study_uid
         elif key.study_uid != study_uid:
@@ -71,7 +72,10 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
         if key.sop_uid in by_sop:
             warnings.add(f"duplicate SOPInstanceUID {key.sop_uid}: the last one is used")
             del by_sop[key.sop_uid]
-        readable = readable_instance(ds)
+        readable = readable_instance(ds, found)
+        if found:
+            warnings.extend(found)
+            found.clear()
         # the UIDs are stored stripped so every mapper sees the checked values
         readable[t.StudyInstanceUID] = {"vr": "UI", "Value": [key.study_uid]}
         readable[t.SeriesInstanceUID] = {"vr": "UI", "Value": [key.series_uid]}
@@ -91,7 +95,7 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
 def _slim_first(ds: Mapping[str, Any], readable: dict[str, Any]) -> dict[str, Any]:
     """The first instance as ``id_function`` sees it: slim, with the checked UIDs of its readable form
     (``readable_instance`` keeps tags no mapper reads, but an ``id_function`` may ask for any keyword)."""
-    slim = dict(ds) if is_slim(ds) else slim_instance(ds)
+    slim = slim_instance(ds)
     for tag in (t.StudyInstanceUID, t.SeriesInstanceUID, t.SOPInstanceUID):
         slim[tag] = readable[tag]
     return slim
@@ -191,8 +195,11 @@ def build_study_bundle(
 ) -> BundleResult:
     """One study's instances (full or slim DICOM JSON) -> a validated transaction Bundle.
 
-    Raises ValueError for no instances or instances of several studies, InvalidInstanceError for an instance
-    without usable UIDs, MappingError when no valid Bundle can be made, ConfigError for a bad time zone.
+    Each instance is checked and cleaned as ``check_instance`` and ``slim_instance`` do, with the same warnings
+    in ``BundleResult.warnings`` (an instance slimmed before has nothing left to warn about: its warnings are
+    those ``slim_instance`` gave then). Raises ValueError for no instances or instances of several studies,
+    InvalidInstanceError for an instance without usable UIDs, MappingError when no valid Bundle can be made,
+    ConfigError for a bad time zone.
     """
     return _finish([_study_parts(instances, options)])
 

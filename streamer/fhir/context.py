@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from streamer.dicom import cleaning
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
 from streamer.dicom import values as dv
@@ -33,10 +34,10 @@ def canonical_key(ds: jm.Dataset) -> tuple[int, str]:
 def slim_element(elem: object) -> Any:
     """``elem`` as the slim instance holds it (None where slimming drops it).
 
-    The instances of a StudyContext hold the caller's elements outside ``STRUCTURED_TAGS`` (see
-    ``readable_instance``); wherever the mappers compare elements, the slim forms decide, as they always did.
+    The instances of a StudyContext hold the caller's well-formed elements (see ``readable_instance``); wherever
+    the mappers compare elements, the slim forms decide, as they always did.
     """
-    return jm.normalize_element(elem, KEEP_TAGS)
+    return cleaning.normalize_element(elem, KEEP_TAGS)
 
 
 def same_elements(elems: list[Any]) -> bool:
@@ -164,6 +165,18 @@ class StudyContext:
             self.warnings.add(f"{tag_label(name, tag)}: invalid value dropped")
         result: P | None = consensus(out, tag_label(name, tag), self.warnings)
         return result
+
+    def read(
+        self, ds: jm.Dataset, tag: str, name: str, parser: Callable[[str], P | None]
+    ) -> P | None:
+        """The parsed first value of ``tag`` in one instance; an unparseable one is dropped with a warning."""
+        raw = jm.first(ds, tag)
+        if raw is None:
+            return None
+        value = parser(raw)
+        if value is None:
+            self.warnings.add(f"{tag_label(name, tag)}: invalid value dropped")
+        return value
 
     def datetime(
         self,

@@ -22,7 +22,7 @@ from streamer.dicom import values as dv
 from streamer.fhir import ids
 from streamer.fhir import terminology as _codes
 from streamer.fhir.common import UCUM, V2_0203, clean_text, concept, decimal
-from streamer.fhir.context import StudyContext
+from streamer.fhir.context import StudyContext, tag_label
 
 _MM = {"system": UCUM, "code": "mm", "unit": "mm"}
 
@@ -117,6 +117,13 @@ def _calibration(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> str | None:
         return None
     date = dv.parse_da(dates[-1])
     if date is None:
+        ctx.warnings.add(
+            f"{tag_label('DateOfLastCalibration', t.DateOfLastCalibration)}: invalid value dropped"
+        )
         return None
     time = dv.parse_tm(times[-1]) if len(times) == len(dates) else None
+    if time is None and len(times) == len(dates):
+        ctx.warnings.add(
+            f"{tag_label('TimeOfLastCalibration', t.TimeOfLastCalibration)}: invalid value dropped"
+        )
     return f"{date} {time.iso()}" if time else date

@@ -255,17 +255,16 @@ def _earliest_acquisition(ctx: StudyContext, insts: Sequence[jm.Dataset]) -> str
     found: list[str] = []
     zone_name = ctx.options.dicom_timezone
     for ds in insts:
-        offset = dv.parse_tz_offset(jm.first(ds, t.TimezoneOffsetFromUTC))
-        dt = dv.parse_dt(jm.first(ds, t.AcquisitionDateTime))
+        offset = ctx.read(ds, t.TimezoneOffsetFromUTC, "TimezoneOffsetFromUTC", dv.parse_tz_offset)
+        dt = ctx.read(ds, t.AcquisitionDateTime, "AcquisitionDateTime", dv.parse_dt)
         if dt is not None:
             value = dv.fhir_datetime(
                 dt.date, dt.time, dt.offset if dt.offset is not None else offset, zone_name
             )
         else:
-            date = dv.parse_da(jm.first(ds, t.AcquisitionDate))
-            value = dv.fhir_datetime(
-                date, dv.parse_tm(jm.first(ds, t.AcquisitionTime)), offset, zone_name
-            )
+            date = ctx.read(ds, t.AcquisitionDate, "AcquisitionDate", dv.parse_da)
+            time = ctx.read(ds, t.AcquisitionTime, "AcquisitionTime", dv.parse_tm)
+            value = dv.fhir_datetime(date, time, offset, zone_name)
         if value:
             found.append(value)
     return min(found) if found else None

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 
+from streamer.dicom import cleaning
 from streamer.dicom import json_model as jm
-from streamer.dicom.instance import KEEP_TAGS, is_slim, slim_instance
+from streamer.dicom.instance import KEEP_TAGS, slim_instance
 
 
 def _case_variants(tags: frozenset[str]) -> frozenset[str]:
@@ -29,56 +30,23 @@ def _case_variants(tags: frozenset[str]) -> frozenset[str]:
 _LOWER_CASE_KEEP = _case_variants(KEEP_TAGS)
 
 
-def _structured(tags: frozenset[str]) -> frozenset[str]:
-    """The tags of ``tags`` whose values are objects, not strings or numbers: VR SQ (items are datasets) or PN
-    (``{"Alphabetic": ...}``) in the data dictionary."""
-    out = set()
-    for tag in tags:
-        try:
-            vr = dictionary_VR(int(tag, 16))
-        except KeyError:
-            continue
-        if vr in ("SQ", "PN"):
-            out.add(tag)
-    return frozenset(out)
+def readable_instance(ds: Mapping[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """A fresh dict from which the mappers read what they read from ``slim_instance(ds)``, made faster.
 
+    Slimming builds a new instance of the kept tags. This is a shallow copy of the caller's dict instead, in
+    which each kept element is cleaned as slimming cleans it (``cleaning.clean``: a well-formed element is
+    the caller's own object, an odd one is replaced or dropped, with the same warnings appended to
+    ``warnings``); tags outside ``KEEP_TAGS`` stay as given but are never read (``StudyContext.view`` for
+    ``id_function`` is built from the slim form). Element equality is decided by ``context.same_elements``
+    / ``context.slim_element``, which compare slim forms.
 
-STRUCTURED_TAGS: frozenset[str] = _structured(KEEP_TAGS)
-
-
-def readable_instance(ds: Mapping[str, Any]) -> dict[str, Any]:
-    """A fresh dict from which the mappers read what they read from ``slim_instance(ds)``, made much faster.
-
-    Slimming rebuilds an instance element by element (~50 kept of ~90), the largest cost of a mapping, and
-    most elements come out as they went in. This is a shallow copy of the caller's dict instead, in which only
-    the elements of ``STRUCTURED_TAGS`` (sequences, person names) are slimmed. Every other tag holds the
-    caller's element, which reads the same because of how the mappers read:
-
-    - through the ``json_model`` value accessors, which see only a list ``Value`` and skip object values: an
-      element slimming would rebuild (bulk data, odd members, no ``vr``) gives the same strings and numbers;
-      the object values slimming changes (items, PN groups) are read only in ``STRUCTURED_TAGS``;
-    - presence through ``json_model.has`` (a non-object counts as absent, as slimming drops it);
-    - element equality through ``context.same_elements`` / ``context.slim_element`` (equal elements stay equal
-      when slimmed; unequal ones are compared slimmed);
-    - tags outside ``KEEP_TAGS`` never (``StudyContext.view`` for ``id_function`` is built from the slim form).
-
-    An instance slimming would re-key (a lower-case spelling of a kept tag) or that is not a dict is slimmed;
-    an already slim one is copied as it is, as ``build_study_bundle`` always did. Shares elements with ``ds``:
-    read-only.
+    An instance slimming would re-key (a lower-case spelling of a kept tag) or that is not a dict is slimmed.
+    Shares elements with ``ds``: read-only.
     """
-    if is_slim(ds):
-        return dict(ds)
     if ds.__class__ is not dict or not ds.keys().isdisjoint(_LOWER_CASE_KEEP):
-        return slim_instance(ds)
-    out = dict(ds)
-    for key in ds.keys() & STRUCTURED_TAGS:
-        elem = ds[key]
-        normalized = jm.normalize_element(elem, KEEP_TAGS)
-        if normalized is None:
-            del out[key]
-        elif normalized is not elem:
-            out[key] = normalized
-    return out
+        return slim_instance(ds, warnings)
+    assert isinstance(ds, dict)
+    return cleaning.clean(ds, KEEP_TAGS, warnings)
 
 
 class DatasetView:

@@ -68,7 +68,15 @@ class Collected:
         self._patients[uid] = PatientRef(
             first.id_digest or patient.id_digest, first.issuer_digest or patient.issuer_digest
         )
-        kept = slim_instance(instance) if self.slim or owned else instance
+        kept: Mapping[str, Any]
+        if self.slim or owned:
+            # Slimming drops odd elements; the mapping of the slim copy cannot see them again.
+            dropped: list[str] = []
+            kept = slim_instance(instance, dropped)
+            for warning in dropped:
+                warn(rep, warning)
+        else:
+            kept = instance
         group = self.studies.setdefault(uid, [])
         positions = self._positions.setdefault(uid, {})
         at = positions.get(key.sop_uid)

@@ -1,7 +1,9 @@
 """What every part of the MII profile mode shares: canonical URLs, quantities, value readers, code lookups.
 
 Every reader takes a DICOM JSON dataset (a plain mapping) and tolerates anything: a missing or malformed
-element gives no value, never an exception.
+element gives no value, never an exception. The number readers take an optional warnings list: a value that
+is present but not a number is dropped with ``Keyword (GGGG,EEEE): invalid value dropped`` (the text the core
+mapping uses, so a value both read is reported once).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from streamer.dicom import tags as t
+from streamer.dicom.cleaning import tag_label
 from streamer.dicom.json_model import items, raw_values, strings
-from streamer.dicom.values import parse_ds
+from streamer.dicom.values import parse_ds, parse_is
 from streamer.fhir import terminology
 
 Dataset = Mapping[str, Any]
@@ -93,28 +96,55 @@ def first_text(ds: Dataset, tag: str) -> str | None:
     return next(iter(strings(ds, tag)), None)
 
 
-def numbers(ds: Dataset, tag: str) -> list[float]:
-    """All values of a DS/IS element (JSON numbers or strings, a backslash-joined string split)."""
+def invalid(tag: str, warnings: list[str] | None) -> None:
+    """Say that a value of ``tag`` was present but unreadable, and dropped (once per text)."""
+    if warnings is not None:
+        line = f"{tag_label(tag)}: invalid value dropped"
+        if line not in warnings:
+            warnings.append(line)
+
+
+# the IS elements read here: their values are integers in the IS range (``values.parse_is``)
+_IS_TAGS = frozenset({t.ExposureTime, t.XRayTubeCurrent, t.Exposure, t.ExposureInuAs})
+
+
+def numbers(ds: Dataset, tag: str, warnings: list[str] | None = None) -> list[float]:
+    """All values of a DS/IS element (JSON numbers or strings, a backslash-joined string split); a value
+    that is not a number ``values.parse_ds`` (DS) or ``values.parse_is`` (IS) reads (``70kg``, ``NaN``,
+    ``1e999``, an IS of ``1.5`` or beyond +-(2^31-1)) is dropped with a warning."""
+    parse = _parse_is if tag in _IS_TAGS else parse_ds
     out: list[float] = []
     for v in raw_values(ds, tag):
-        if isinstance(v, str) and "\\" in v:
-            out.extend(f for f in (parse_ds(p) for p in v.split("\\")) if f is not None)
-            continue
-        f = parse_ds(v)
-        if f is not None:
-            out.append(f)
+        parts = v.split("\\") if isinstance(v, str) else [v]
+        for p in parts:
+            f = parse(p)
+            if f is not None:
+                out.append(f)
+            elif p is not None and not (isinstance(p, str) and not p.strip(" \x00")):
+                invalid(tag, warnings)
     return out
 
 
-def number(ds: Dataset, tag: str) -> float | None:
+def number(ds: Dataset, tag: str, warnings: list[str] | None = None) -> float | None:
     """The first number of a DS/IS element."""
-    values = numbers(ds, tag)
+    values = numbers(ds, tag, warnings)
     return values[0] if values else None
 
 
-def positive(value: float | None) -> float | None:
-    """``value`` when it is above zero, else None."""
-    return value if value is not None and value > 0 else None
+def _parse_is(value: object) -> float | None:
+    n = parse_is(value)
+    return None if n is None else float(n)
+
+
+def positive(value: float | None, tag: str, warnings: list[str] | None) -> float | None:
+    """``value`` when it is above zero, else None (a value <= 0 with a warning naming ``tag``)."""
+    if value is None or value > 0:
+        return value
+    if warnings is not None:
+        line = f"MII {tag_label(tag)}: non-positive value dropped"
+        if line not in warnings:
+            warnings.append(line)
+    return None
 
 
 def distinct(values: Iterable[str]) -> list[str]:
@@ -127,7 +157,7 @@ def distinct(values: Iterable[str]) -> list[str]:
 
 def series_number(
     instances: Sequence[Dataset],
-    read: Callable[[Dataset], float | None],
+    read: Callable[[Dataset, list[str] | None], float | None],
     name: str,
     warnings: list[str] | None,
 ) -> float | None:
@@ -136,7 +166,7 @@ def series_number(
     Values <= 0 (placeholders such as KVP 0; none of these quantities can be zero) are dropped with a
     warning. The maximum is the cautious choice for dose and exposure values.
     """
-    values = {v for v in (read(ds) for ds in instances) if v is not None}
+    values = {v for v in (read(ds, warnings) for ds in instances) if v is not None}
     if any(v <= 0 for v in values):
         if warnings is not None:
             warnings.append(f"MII {name}: non-positive value dropped")
@@ -144,24 +174,21 @@ def series_number(
     if not values:
         return None
     if len(values) > 1 and warnings is not None:
-        warnings.append(
-            f"MII {name}: instances differ ({', '.join(map(str, sorted(values)))}); "
-            "the series maximum is used"
-        )
+        warnings.append(f"MII {name}: instances differ; the series maximum is used")
     return max(values)
 
 
 def tag_reader(
     tag: str, scale: float = 1.0, fallback: tuple[str, float] | None = None
-) -> Callable[[Dataset], float | None]:
+) -> Callable[[Dataset, list[str] | None], float | None]:
     """Reader of a single DS/IS value, optionally scaled, with a fallback tag (e.g. µAs -> mAs)."""
 
-    def read(ds: Dataset) -> float | None:
-        value = number(ds, tag)
+    def read(ds: Dataset, warnings: list[str] | None = None) -> float | None:
+        value = number(ds, tag, warnings)
         if value is not None:
             return value * scale
         if fallback is not None:
-            other = number(ds, fallback[0])
+            other = number(ds, fallback[0], warnings)
             if other is not None:
                 return other * fallback[1]
         return None
@@ -177,13 +204,13 @@ def pixel_measures(ds: Dataset) -> Dataset | None:
     return None
 
 
-def slice_thickness_of(ds: Dataset) -> float | None:
+def slice_thickness_of(ds: Dataset, warnings: list[str] | None = None) -> float | None:
     """Slice Thickness in mm, top level or in the pixel measures of a multi-frame instance."""
-    value = number(ds, t.SliceThickness)
+    value = number(ds, t.SliceThickness, warnings)
     if value is None:
         pm = pixel_measures(ds)
-        value = number(pm, t.SliceThickness) if pm is not None else None
-    return value if value is not None and value > 0 else None
+        value = number(pm, t.SliceThickness, warnings) if pm is not None else None
+    return positive(value, t.SliceThickness, warnings)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,18 +35,20 @@ def instance_extensions(
     Returns ``[]`` when there is nothing to say.
     """
     subs: list[Extension | None] = []
-    spacing = numbers(ds, t.PixelSpacing)
+    spacing = numbers(ds, t.PixelSpacing, warnings)
     if not spacing:
         pm = pixel_measures(ds)
-        spacing = numbers(pm, t.PixelSpacing) if pm is not None else []
+        spacing = numbers(pm, t.PixelSpacing, warnings) if pm is not None else []
     if len(spacing) == 2 and all(v > 0 for v in spacing):
         subs.append(sub_quantity("pixelSpacingX", spacing[1], "millimeter", "mm"))
         subs.append(sub_quantity("pixelSpacingY", spacing[0], "millimeter", "mm"))
     elif spacing and warnings is not None:
         warnings.append(
-            f"MII instance: PixelSpacing {spacing} is not two positive numbers; left out"
+            "MII instance: PixelSpacing (0028,0030) is not two positive numbers; left out"
         )
-    subs.append(sub_quantity("sliceThickness", slice_thickness_of(ds), "millimeter", "mm"))
+    subs.append(
+        sub_quantity("sliceThickness", slice_thickness_of(ds, warnings), "millimeter", "mm")
+    )
     image_type = texts(ds, t.ImageType)
     if image_type:
         codings = [

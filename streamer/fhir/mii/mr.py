@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from streamer.dicom import tags as t
+from streamer.dicom.cleaning import tag_label
 from streamer.fhir import terminology
 from streamer.fhir.mii.common import (
     URL,
@@ -48,7 +49,9 @@ def mr(instances: Sequence[Dataset], w: list[str] | None, mod: str) -> Extension
             coding = terminology.mii_coding(system_id, value)
             if coding is None:  # required binding: leave out, never a text-only concept
                 if w is not None:
-                    w.append(f"MII MR {name}: {value!r} is not in {system_id}; left out")
+                    line = f"MII MR {tag_label(tag)}: a value is not in {system_id}; left out"
+                    if line not in w:
+                        w.append(line)
                 continue
             subs.append({"url": name, "valueCodeableConcept": {"coding": [coding]}})
     for tag, name, unit, code in (

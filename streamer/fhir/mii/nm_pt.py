@@ -7,13 +7,13 @@ it; the value is copied, never rescaled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from streamer.dicom import tags as t
 from streamer.dicom.json_model import items, strings
-from streamer.dicom.values import parse_da, parse_dt, parse_tm
+from streamer.dicom.values import DateTimeParts, Time, parse_da, parse_dt, parse_tm
 from streamer.fhir import terminology
 from streamer.fhir.mii.common import (
     URL,
@@ -23,6 +23,7 @@ from streamer.fhir.mii.common import (
     concept,
     distinct,
     first_text,
+    invalid,
     number,
     positive,
     quantity,
@@ -30,11 +31,13 @@ from streamer.fhir.mii.common import (
     texts,
 )
 
+P = TypeVar("P")
+
 
 def nm(instances: Sequence[Dataset], w: list[str] | None, mod: str) -> Extension | None:
     """``mii-ex-bildgebung-modalitaet-nm``: isotope values plus the mean of each energy window."""
     subs, _ = _nuclear_subs(instances, w, pet=False)
-    for mean in _energy_window_means(instances):
+    for mean in _energy_window_means(instances, w):
         subs.append(
             {"url": "energyWindowMean", "valueQuantity": quantity(mean, "kiloelectronvolt", "keV")}
         )
@@ -100,7 +103,7 @@ def _nuclear_subs(
             unit_concept["coding"] = [coding]
         subs.append({"url": "units", "valueCodeableConcept": unit_concept})
     if item is not None:
-        dose = positive(number(item, t.RadionuclideTotalDose))
+        dose = positive(number(item, t.RadionuclideTotalDose, w), t.RadionuclideTotalDose, w)
         subs.append(
             sub_quantity("radionuclideTotalDose", dose, "Becquerel", "Bq")
             if pet
@@ -109,7 +112,7 @@ def _nuclear_subs(
         subs.append(
             sub_quantity(
                 "radionuclideHalfLife",
-                positive(number(item, t.RadionuclideHalfLife)),
+                positive(number(item, t.RadionuclideHalfLife, w), t.RadionuclideHalfLife, w),
                 "Seconds",
                 "s",
             )
@@ -117,36 +120,44 @@ def _nuclear_subs(
     return subs, item
 
 
-def _energy_window_means(instances: Sequence[Dataset]) -> list[float]:
+def _energy_window_means(instances: Sequence[Dataset], w: list[str] | None) -> list[float]:
     """The distinct (lower + upper) / 2 of every energy window range of the series, in keV."""
     means: dict[float, None] = {}
     for ds in instances:
         for window in items(ds, t.EnergyWindowInformationSequence):
             for rng in items(window, t.EnergyWindowRangeSequence):
                 lo, hi = (
-                    number(rng, t.EnergyWindowLowerLimit),
-                    number(rng, t.EnergyWindowUpperLimit),
+                    number(rng, t.EnergyWindowLowerLimit, w),
+                    number(rng, t.EnergyWindowUpperLimit, w),
                 )
                 if lo is not None and hi is not None and 0 < lo <= hi:
                     means.setdefault(round((lo + hi) / 2, 6), None)
     return list(means)
 
 
-def _datetime_of(date: str | None, time: str | None) -> tuple[datetime | None, bool]:
-    """Naive datetime from DA/TM strings; the bool says whether the date part is real."""
-    clock = parse_tm(time)
+def _read(ds: Dataset, tag: str, parse: Callable[[str], P | None], w: list[str] | None) -> P | None:
+    """The first value of ``tag`` parsed; one that does not parse is dropped with a warning."""
+    raw = first_text(ds, tag)
+    if raw is None:
+        return None
+    value = parse(raw)
+    if value is None:
+        invalid(tag, w)
+    return value
+
+
+def _datetime_of(d: str | None, clock: Time | None) -> tuple[datetime | None, bool]:
+    """Naive datetime from a parsed DA and TM; the bool says whether the date part is real."""
     if clock is None:
         return None, False
-    d = parse_da(date)
     if d is not None and len(d) == 10:
         y, m, day = int(d[0:4]), int(d[5:7]), int(d[8:10])
         return datetime(y, m, day, clock.hour, clock.minute, clock.second), True  # noqa: DTZ001 - naive on purpose
     return datetime(2000, 1, 1, clock.hour, clock.minute, clock.second), False  # noqa: DTZ001
 
 
-def _dt_value(value: str | None) -> tuple[datetime | None, bool]:
-    """Naive datetime from a DT string with a full date and a time; the bool says it was read."""
-    parts = parse_dt(value)
+def _dt_value(parts: DateTimeParts | None) -> tuple[datetime | None, bool]:
+    """Naive datetime from a parsed DT with a full date and a time; the bool says it was read."""
     if parts is None or parts.time is None or len(parts.date) != 10:
         return None, False
     y, m, d = int(parts.date[0:4]), int(parts.date[5:7]), int(parts.date[8:10])
@@ -165,24 +176,28 @@ def _tracer_exposure_seconds(
     negative difference means the acquisition was after midnight (+24 h).
     """
     ref = instances[0]
-    start, start_dated = _dt_value(first_text(item, t.RadiopharmaceuticalStartDateTime))
+    start, start_dated = _dt_value(_read(item, t.RadiopharmaceuticalStartDateTime, parse_dt, w))
     if start is None:
-        date = first_text(ref, t.SeriesDate) or first_text(ref, t.StudyDate)
-        start, start_dated = _datetime_of(date, first_text(item, t.RadiopharmaceuticalStartTime))
+        date = _read(ref, t.SeriesDate, parse_da, w) or _read(ref, t.StudyDate, parse_da, w)
+        start, start_dated = _datetime_of(
+            date, _read(item, t.RadiopharmaceuticalStartTime, parse_tm, w)
+        )
     if start is None:
         return None
     candidates: list[tuple[datetime, bool]] = []
     for ds in instances:
-        acq, dated = _dt_value(first_text(ds, t.AcquisitionDateTime))
+        acq, dated = _dt_value(_read(ds, t.AcquisitionDateTime, parse_dt, w))
         if acq is None:
             acq, dated = _datetime_of(
-                first_text(ds, t.AcquisitionDate) or first_text(ds, t.SeriesDate),
-                first_text(ds, t.AcquisitionTime),
+                _read(ds, t.AcquisitionDate, parse_da, w) or _read(ds, t.SeriesDate, parse_da, w),
+                _read(ds, t.AcquisitionTime, parse_tm, w),
             )
         if acq is not None:
             candidates.append((acq, dated))
     if not candidates:
-        acq, dated = _datetime_of(first_text(ref, t.SeriesDate), first_text(ref, t.SeriesTime))
+        acq, dated = _datetime_of(
+            _read(ref, t.SeriesDate, parse_da, w), _read(ref, t.SeriesTime, parse_tm, w)
+        )
         if acq is None:
             return None
         candidates.append((acq, dated))

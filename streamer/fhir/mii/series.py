@@ -69,7 +69,7 @@ def series_extensions(
         contrast = _contrast(mod, instances)
         if contrast is not None:
             out.append(contrast)
-        thickness = _slice_thickness(instances)
+        thickness = _slice_thickness(instances, warnings)
         if thickness is not None:
             out.append(thickness)
     return out
@@ -92,10 +92,10 @@ def _contrast(modality: str, instances: Sequence[Dataset]) -> Extension | None:
     return {"url": URL.CONTRAST, "extension": subs}
 
 
-def _slice_thickness(instances: Sequence[Dataset]) -> Extension | None:
+def _slice_thickness(instances: Sequence[Dataset], warnings: list[str] | None) -> Extension | None:
     """``mii-ex-bildgebung-serie-schichtdicke``, only when all instances agree (otherwise each
     instance carries its own value in ``instanz-details``)."""
-    values = [slice_thickness_of(ds) for ds in instances]
+    values = [slice_thickness_of(ds, warnings) for ds in instances]
     found = {v for v in values if v is not None}
     if len(found) != 1 or any(v is None for v in values):
         return None

@@ -42,9 +42,11 @@ def us(instances: Sequence[Dataset], w: list[str] | None, mod: str) -> Extension
         if coding is not None:
             subs.append({"url": "transducerType", "valueCodeableConcept": {"coding": [coding]}})
         elif w is not None:
-            w.append(f"MII US transducerType: {value!r} is not in {CS_TRANSDUCER_TYPE}; left out")
+            w.append(
+                f"MII US transducerType (0018,6031): the value is not in {CS_TRANSDUCER_TYPE}; left out"
+            )
     if len(types) > 1 and w is not None:
-        w.append(f"MII US transducerType: instances differ ({', '.join(types)}); the first is used")
+        w.append("MII US transducerType (0018,6031): instances differ; the first is used")
     subs.append(
         sub_quantity(
             "transducerFrequency",
@@ -63,7 +65,7 @@ def us(instances: Sequence[Dataset], w: list[str] | None, mod: str) -> Extension
             "Hz",
         )
     )
-    colour = [v for ds in instances for v in numbers(ds, t.UltrasoundColorDataPresent)]
+    colour = [v for ds in instances for v in numbers(ds, t.UltrasoundColorDataPresent, w)]
     if colour:
         subs.append({"url": "ultrasoundColor", "valueBoolean": any(v == 1 for v in colour)})
     return complex_extension(URL.US, subs)

@@ -101,5 +101,5 @@ def mg_cr_dx(instances: Sequence[Dataset], w: list[str] | None, mod: str) -> Ext
     elif len(views) > 1:
         subs.append({"url": "viewPosition", "valueCodeableConcept": {"text": "\\".join(views)}})
         if w is not None:
-            w.append(f"MII viewPosition: instances differ ({', '.join(views)}); kept as text only")
+            w.append("MII viewPosition (0018,5101): instances differ; kept as text only")
     return complex_extension(URL.MG_CR_DX, subs)

@@ -27,9 +27,10 @@ def test_check_instance_accepts_lower_case_keys_and_padding() -> None:
     assert check_instance(ds).study_uid == STUDY
 
 
-def test_check_instance_accepts_letters_and_dashes_seen_in_real_uids() -> None:
-    ds = inst(1, SOPInstanceUID="1.2.3-abc.4")
-    assert check_instance(ds).sop_uid == "1.2.3-abc.4"
+def test_check_instance_rejects_letters_and_dashes() -> None:
+    # PS3.5 9.1: digits and dots only (a FHIR id would allow these, a DICOM UID does not)
+    with pytest.raises(InvalidInstanceError, match="SOPInstanceUID"):
+        check_instance(inst(1, SOPInstanceUID="1.2.3-abc.4"))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamer.dicom import cleaning
 from streamer.dicom import json_model as jm
 
 
@@ -21,7 +22,7 @@ def test_normalize_uppercases_and_drops_bulk_data() -> None:
         "not-a-tag": {"vr": "LO", "Value": ["x"]},
         "00100010": "garbage",
     }
-    out = jm.normalize(ds)
+    out = cleaning.normalize(ds)
     assert out["0020000D"] == {"vr": "UI", "Value": ["1.2"]}
     assert out["7FE00010"] == {"vr": "OW"}
     assert out["00081032"]["Value"][0]["00091010"] == {"vr": "OB"}
@@ -38,7 +39,7 @@ def test_normalize_with_keep_filters_nested_levels() -> None:
         },
         "00191010": {"vr": "LO", "Value": ["y"]},
     }
-    out = jm.normalize(ds, frozenset({"00081032", "00080100"}))
+    out = cleaning.normalize(ds, frozenset({"00081032", "00080100"}))
     assert out == {"00081032": {"vr": "SQ", "Value": [{"00080100": {"vr": "SH", "Value": ["X"]}}]}}
 
 

@@ -129,6 +129,15 @@ def test_parse_dt() -> None:
         ("1e3", None),
         ("abc", None),
         (True, None),
+        ("70kg", None),
+        ("12 mm", None),
+        ("2147483647", 2**31 - 1),
+        ("-2147483647", -(2**31) + 1),
+        ("2147483648", None),  # IS range: +-(2^31-1), PS3.5 Table 6.2-1
+        ("99999999999", None),
+        (2**31, None),
+        (10**400, None),
+        (1e300, None),
     ],
 )
 def test_parse_is(raw: object, expected: int | None) -> None:
@@ -148,6 +157,15 @@ def test_parse_is(raw: object, expected: int | None) -> None:
         ("", None),
         (None, None),
         (False, None),
+        ("70kg", None),
+        ("1e999", None),  # overflows to inf
+        (10**400, None),  # too large for a float
+        (float("nan"), None),
+        ("1e300", None),  # huge: beyond 2^53
+        (1e16, None),
+        (-(2.0**53), None),
+        ("9007199254740991", 2.0**53 - 1),
+        (1e-300, 1e-300),
     ],
 )
 def test_parse_ds(raw: object, expected: float | None) -> None:

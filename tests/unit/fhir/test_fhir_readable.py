@@ -1,5 +1,6 @@
 """The mapping's fast input path (``readable_instance``: no slimming of pydicom-shaped instances) gives exactly
-the Bundle of the slim input, also for odd elements slimming would rebuild, and leaves the input alone."""
+the Bundle of the slim input, also for odd elements slimming would clean, and leaves the input alone. Its
+warnings are those of slimming plus those of mapping the slim input."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 
 from streamer.dicom import json_model as jm
-from streamer.dicom.instance import KEEP_TAGS, slim_instance
+from streamer.dicom.instance import KEEP_TAGS, check_instance, slim_instance
 from streamer.fhir import MappingOptions, build_study_bundle, bundle_json, ids
 from streamer.fhir.context import distinct_elements, same_elements
-from streamer.fhir.instance import STRUCTURED_TAGS, DatasetView, readable_instance
+from streamer.fhir.instance import DatasetView, readable_instance
 from tests.unit.fhir._fhir_helpers import inst, pydicom_json, tag
 
 OPTS = MappingOptions(dicom_timezone="Europe/Berlin", add_instances=True)
@@ -22,27 +23,38 @@ MII = MappingOptions(dicom_timezone="Europe/Berlin", add_instances=True, profile
 
 
 def _same_as_slim(instances: list[dict[str, Any]], options: MappingOptions = OPTS) -> bytes:
-    """The Bundle of ``instances``, asserted equal (bytes and warnings) to the Bundle of their slim forms."""
+    """The Bundle of ``instances``, asserted equal to the Bundle of their slim forms; the warnings of the full
+    input are those of checking and slimming it plus those of mapping the slim forms."""
     full = build_study_bundle(instances, options)
-    slim = build_study_bundle([slim_instance(d) for d in instances], options)
+    found: list[str] = []
+    slims = []
+    for d in instances:
+        check_instance(d, found)
+        slims.append(slim_instance(d, found))
+    slim = build_study_bundle(slims, options)
     assert bundle_json(full) == bundle_json(slim)
-    assert full.warnings == slim.warnings
+    assert set(full.warnings) == set(found) | set(slim.warnings)
     return bundle_json(full)
 
 
-def test_readable_agrees_with_slim_on_structured_tags_and_shares_the_rest() -> None:
+def test_readable_agrees_with_slim_on_kept_tags_and_shares_the_rest() -> None:
     full = pydicom_json("CT_small.dcm")
     full["00081032"] = {
         "vr": "SQ",
         "Value": [{"00080100": {"vr": "SH", "Value": ["X"]}, "00991010": {}}],
     }
-    readable = readable_instance(full)
-    slim = slim_instance(full)
+    full["00081030"] = {"vr": "LO", "Value": ["x" * 65]}
+    readable_warnings: list[str] = []
+    slim_warnings: list[str] = []
+    readable = readable_instance(full, readable_warnings)
+    slim = slim_instance(full, slim_warnings)
     assert readable is not full
-    for key in STRUCTURED_TAGS & readable.keys():
+    for key in KEEP_TAGS & readable.keys():
         assert readable[key] == slim[key]
+    assert readable_warnings == slim_warnings
+    assert readable["00081030"] == {"vr": "LO", "Value": [None]}
     assert readable["00081032"]["Value"][0] == {"00080100": {"vr": "SH", "Value": ["X"]}}
-    # elements outside the structured tags are the caller's own objects, unmapped tags included
+    # well-formed elements are the caller's own objects; unmapped tags stay as given
     assert readable["00080060"] is full["00080060"]
     assert readable.keys() == full.keys()
 
@@ -70,7 +82,7 @@ def test_odd_elements_read_as_slimmed() -> None:
     b[tag("SeriesNumber")] = {"vr": "IS", "Value": [1.0], "BulkDataURI": "http://x/2"}
     a[tag("PatientWeight")] = {"vr": "DS", "Value": [80], "vr2": 1}
     b[tag("PatientWeight")] = {"vr": "DS", "Value": [80.0], "vr2": 2}
-    # a person name without vr: slimming reads its value object as a dataset, so the name is dropped
+    # a person name without vr, or in a sequence element: the name is dropped
     a[tag("PatientName")] = {"Value": [{"Alphabetic": "Doe^John"}]}
     b[tag("ReferringPhysicianName")] = {"vr": "SQ", "Value": [{"Alphabetic": "Roe^Jane"}]}
     # not an element: slimming drops it, so the instance has no PatientSex

@@ -148,7 +148,9 @@ def test_mr_unknown_scanning_sequence_left_out_with_warning() -> None:
     assert [
         s["valueCodeableConcept"]["coding"][0]["code"] for s in subs(mr, "scanningSequence")
     ] == ["SE"]
-    assert any("XX" in w for w in warnings)
+    # the warning names the attribute, not the value
+    assert any("ScanningSequence (0018,0020)" in w for w in warnings), warnings
+    assert not any("XX" in w for w in warnings)
     validate(out, modality="MR")
 
 
