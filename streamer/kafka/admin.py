@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -12,6 +13,9 @@ from streamer.config import Settings
 from streamer.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_DESCRIBE_RETRIES = 50
+_DESCRIBE_PAUSE_S = 0.2
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:
@@ -59,6 +63,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                 await admin.create_topics(new)
             log.info("created topics", extra={"topics": missing, "partitions": partitions})
         counts = await _partition_counts(admin)
+        for _ in range(_DESCRIBE_RETRIES):
+            # A topic just created may not be described yet.
+            if all(t in counts for t in wanted):
+                break
+            await asyncio.sleep(_DESCRIBE_PAUSE_S)
+            counts = await _partition_counts(admin)
     except KafkaError as exc:
         raise ConfigError(f"cannot check topics on {settings.bootstrap_servers}: {exc}") from exc
     finally:

@@ -47,6 +47,9 @@ class KafkaSource:
             auto_offset_reset="earliest",
             isolation_level=settings.isolation_level,
             max_poll_records=settings.max_poll_records,
+            # An idle fetch returns after this long; until the first fetch after a restore answers,
+            # a partition does not count as caught up, so its overdue studies wait that long.
+            fetch_max_wait_ms=100,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,

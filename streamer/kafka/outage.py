@@ -15,11 +15,12 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-# What the client says while it cannot reach a broker (connects, metadata, fetches, heartbeats,
-# coordinator lookups, produce requests); other client warnings still pass.
+# What the client says while it cannot reach a broker (connects, metadata, fetches, produce
+# requests). Group coordinator complaints alone are not an outage: a new group's coordinator is
+# briefly "not available" on every first start.
 _CONNECTION_TROUBLE = re.compile(
-    r"connect|connection|metadata|failed fetch|coordinator|heartbeat|cannot send|could not send"
-    r"|produce response|nodenotready|timed ?out|timeout",
+    r"connect|metadata|failed fetch|cannot send|could not send|produce response|nodenotready"
+    r"|timed ?out|timeout",
     re.IGNORECASE,
 )
 
