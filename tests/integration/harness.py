@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fhir.resources.R4B.bundle import Bundle
 
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
+from tests.hl7.validator import validate_all
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,7 @@ def streamer_env(bootstrap: str, kind: str, topics: Topics, **settings: object) 
             "STREAMER_DICOM_TIMEZONE": "Europe/Berlin",
             "STREAMER_ADD_INSTANCES": "true",
             "STREAMER_LOG_LEVEL": "INFO",
+            "STREAMER_HTTP_PORT": "0",  # several processes per test: no port clashes
         }
     )
     env.update(
@@ -292,8 +294,12 @@ def doc(n: int, i: int) -> dict[str, Any]:
 
 
 def check_bundle(bundle: dict[str, Any], n: int, count: int) -> None:
-    """A valid transaction Bundle of study n holding exactly its instances 0..count-1."""
+    """A valid transaction Bundle of study n holding exactly its instances 0..count-1.
+
+    Valid twice: fhir.resources R4B, and the HL7 validator with 0 errors (plus our consistency check).
+    """
     Bundle.model_validate(bundle)
+    validate_all([bundle])
     assert bundle["type"] == "transaction"
     assert instance_uids(bundle) == {sop_uid(n, i) for i in range(count)}
     study = imaging_study(bundle)

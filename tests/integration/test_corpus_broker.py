@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from streamer.messages import encode_marker
 from tests import corpus
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
+from tests.hl7.validator import validate_all
 from tests.integration.harness import (
     BrokerInfo,
     Spawn,
@@ -90,6 +91,7 @@ async def test_every_kind_of_bad_input_has_its_fate_on_a_real_broker(
     )
     await asyncio.sleep(0)
     bundles = bundles_by_study(out)
+    validate_all([b for published in bundles.values() for b in published])
     log_lines = [orjson.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
     for case, bad, offsets, good in plan:
         assert _count(bundles[study_uid(good)][-1]) == 1, case.kind
