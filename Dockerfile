@@ -8,4 +8,8 @@ RUN pip install --no-cache-dir . && useradd --uid 10001 streamer \
 # Fewer malloc arenas keep RocksDB's background threads from fragmenting resident memory.
 ENV STREAMER_STATE_DIR=/var/lib/streamer/state MALLOC_ARENA_MAX=2
 USER streamer
+# /metrics, /healthz and /readyz (STREAMER_HTTP_PORT, default 8080), of the processor and of the sink.
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://localhost:%s/healthz' % os.environ.get('STREAMER_HTTP_PORT', '8080'), timeout=4)"]
 ENTRYPOINT ["python", "-m", "streamer"]

@@ -30,6 +30,7 @@ test: lint
 		$(BIN)/python -m streamer.devbroker fetch-kafka; fi
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
 		$(BIN)/python -m tests.hl7.validator fetch; fi
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then $(BIN)/python -m streamer.devfhir fetch; fi
 	$(BIN)/python -m pytest
 	STREAMER_TEST_BROKER=tansu $(BIN)/python -m pytest -m "kafka and not real_kafka"
 

@@ -1,4 +1,4 @@
-"""`python -m streamer [run|publish|convert|demo]`: picks the command's module in `streamer.cli`."""
+"""`python -m streamer [run|publish|convert|demo|tail|config]`: picks the command's module in `streamer.cli`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,18 @@ USAGE = """usage: python -m streamer [COMMAND] [ARGS]
 
 commands:
   run                  consume dicom.instances, publish fhir.bundles (default; STREAMER_* settings)
-  publish PATH...      publish DICOM files as instance messages plus end-of-study markers
+  publish PATH...      publish DICOM files (or DICOM JSON .json/.jsonl files) as instance
+                       messages plus end-of-study markers [--rate N] [--quiet]
   convert PATH... [-o OUTDIR]
                        convert DICOM files to one Bundle file per study (no broker)
   demo                 start a local broker, the streamer and sample studies; print the Bundles
+  tail                 print the Bundles of fhir.bundles as they arrive, one line per study
+                       [--from-beginning] [--json] [--show-patient]
+  config               print the effective settings (secrets masked) and exit
+  sink --fhir-base-url URL
+                       POST every Bundle of fhir.bundles to a FHIR server [--group G]
+
+COMMAND --help shows a command's options.
 """
 
 Command = Callable[[Sequence[str]], int]
@@ -38,6 +46,18 @@ def _command(name: str) -> Command | None:
         from streamer.cli.demo import main as demo_main
 
         return demo_main
+    if name == "tail":
+        from streamer.cli.tail import main as tail_main
+
+        return tail_main
+    if name == "config":
+        from streamer.cli.config import main as config_main
+
+        return config_main
+    if name == "sink":
+        from streamer.cli.sink import main as sink_main
+
+        return sink_main
     return None
 
 
@@ -53,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command is None:
             print(f"unknown command {name!r}\n\n{USAGE}", file=sys.stderr)  # noqa: T201
             return 2
-        if name != "run":
+        if name not in {"run", "config", "tail", "sink"}:
             from streamer.dicom.files import quiet_pydicom
 
             # The tools read files from disk: pydicom must not print their odd values.

@@ -19,11 +19,17 @@ import orjson
 
 from streamer.aggregate import CloseReason, PartitionState, StudyRecord
 from streamer.config import Settings
-from streamer.errors import EmptyStudyError, InvalidMessageError, MappingError, RecordTooLargeError
+from streamer.errors import (
+    EmptyStudyError,
+    InvalidMessageError,
+    LateInstanceError,
+    MappingError,
+    RecordTooLargeError,
+)
 from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
 from streamer.memory import release_free_memory
 from streamer.messages import Instance, decode
-from streamer.metrics import Count, Metrics
+from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
 from streamer.partitions import OpenStore, Partitions
 from streamer.ports import ChangelogReader, Headers, InputRecord, Sink, Source
@@ -75,6 +81,7 @@ class Processor:
         *,
         clock: Callable[[], float] = time.time,
         executor: ThreadPoolExecutor | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._options = settings.mapping_options()
@@ -85,15 +92,21 @@ class Processor:
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle")
         # Every send waits here for its ack; a lost output record makes it fail for good.
         self._outbox = Outbox(sink)
+        self.metrics = Metrics()
         self._partitions = Partitions(
-            settings, source, sink, self._outbox, changelog, open_store, clock
+            settings, source, sink, self._outbox, changelog, open_store, clock, self.metrics
         )
+        self.metrics.open_studies.sample = self._sample_open_studies
+        self.metrics.consumer_lag.sample = self._sample_lag
+        self.metrics.oldest_open_study_age.sample = self._sample_oldest_age
+        # Monotonic time at which the last step() completed (or the processor was made): /healthz.
+        self._monotonic = monotonic
+        self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_commit = clock()
         self._last_status = clock()
         self._last_release = clock()
-        self.metrics = Metrics()
         self.assigned = asyncio.Event()  # set once the first assignment arrived
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -141,6 +154,7 @@ class Processor:
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
                 self._last_status = self._clock()
                 log.info("status", extra=self.snapshot())
+        self.last_progress = self._monotonic()
 
     async def close(self) -> None:
         """Close the stores, leave the group and stop the producer (no flushing: see stop())."""
@@ -173,6 +187,7 @@ class Processor:
 
     async def _on_assigned(self, partitions: set[int]) -> None:
         async with self._lock:
+            self.metrics.rebalances.inc()
             self._partitions.assign(partitions)
             log.info("partitions assigned", extra={"partitions": sorted(partitions)})
             self.assigned.set()
@@ -197,7 +212,7 @@ class Processor:
                 await self._handle_record(state, record)
 
     async def _handle_record(self, state: PartitionState, record: InputRecord) -> None:
-        self.metrics.inc(Count.RECORDS)
+        self.metrics.records_consumed.inc()
         try:
             message = decode(record.key, record.value, max_bytes=self._settings.max_record_bytes)
             if isinstance(message, Instance):
@@ -205,11 +220,16 @@ class Processor:
             else:
                 result = state.add_marker(message, record.offset, record.timestamp_ms)
         except InvalidMessageError as exc:
+            if isinstance(exc, LateInstanceError):
+                self.metrics.late_instances.inc()
             state.skip(record.offset, record.timestamp_ms)
             await self._dead_letter_record(record, exc)
             return
+        if isinstance(message, Instance) and not result.duplicate:
+            self.metrics.instances_accepted.inc()
         if result.reopened:
-            self.metrics.inc(Count.REOPENED_STUDIES)
+            self.metrics.late_instances.inc()
+            self.metrics.reopened_studies.inc()
             log.info(
                 "late instance reopened study",
                 extra={
@@ -219,10 +239,10 @@ class Processor:
                 },
             )
         elif result.duplicate:
-            self.metrics.inc(Count.DUPLICATES)
+            self.metrics.duplicate_records.inc()
         if result.changed_tags:
             # Same SOPInstanceUID, other content: the later one replaced the held one.
-            self.metrics.inc(Count.UPDATED_INSTANCES)
+            self.metrics.updated_instances.inc()
             log.warning(
                 "instance replaced by a later one with the same SOPInstanceUID",
                 extra={
@@ -233,7 +253,7 @@ class Processor:
                 },
             )
         if isinstance(message, Instance) and message.warnings:
-            self.metrics.inc(Count.INSTANCE_WARNINGS, len(message.warnings))
+            self.metrics.instance_warnings.inc(len(message.warnings))
             for warning in message.warnings:
                 log.info(
                     "instance warning",
@@ -247,7 +267,7 @@ class Processor:
 
     async def _dead_letter_record(self, record: InputRecord, exc: InvalidMessageError) -> None:
         error_type = type(exc).__name__
-        self.metrics.inc(Count.DEAD_LETTERS)
+        self.metrics.dead_letters.labels(error_type=error_type, kind="record").inc()
         log.warning(
             "record sent to dead-letter topic",
             extra={
@@ -290,7 +310,7 @@ class Processor:
                     continue
                 if record.instance_count == 0:
                     # A marker whose study never came: tell operators through the DLQ.
-                    self.metrics.inc(Count.EMPTY_STUDIES)
+                    self.metrics.empty_studies.inc()
                     await self._dead_letter_study(
                         partition,
                         record,
@@ -301,8 +321,13 @@ class Processor:
                     )
                     state.drop_empty(uid)
                     continue
+                # marker: closed by a marker without a count; count: by one with its count reached.
+                label = reason.value
+                if reason is CloseReason.MARKER and record.expected_count is not None:
+                    label = "count"
                 await self._publish(partition, state, record, reason)
                 state.close(uid, now, reason)
+                self.metrics.studies_closed.labels(reason=label).inc()
                 closed += 1
             if self._source.caught_up(partition):
                 for uid in state.expire(now, _EXPIRE_PER_ROUND):
@@ -317,6 +342,7 @@ class Processor:
     ) -> None:
         loop = asyncio.get_running_loop()
         slim = tuple(state.instances(study.uid))
+        started = time.perf_counter()
         try:
             result, payload = await loop.run_in_executor(
                 self._executor, build_study, slim, self._options
@@ -330,6 +356,7 @@ class Processor:
             )
             await self._dead_letter_study(partition, study, exc)
             return
+        self.metrics.bundle_build_seconds.observe(time.perf_counter() - started)
         headers = [
             ("content-type", BUNDLE_CONTENT_TYPE),
             ("close-reason", reason.value.encode()),
@@ -338,7 +365,7 @@ class Processor:
         async def too_large(exc: RecordTooLargeError) -> None:
             await self._dead_letter_study(partition, study, exc)
 
-        await self._outbox.send(
+        ack = await self._outbox.send(
             self._settings.output_topic,
             study.uid.encode(),
             payload,
@@ -346,11 +373,11 @@ class Processor:
             source_partition=partition,
             on_too_large=too_large,
         )
-        self.metrics.inc(
-            Count.STUDIES_CLOSED_MARKER
-            if reason is CloseReason.MARKER
-            else Count.STUDIES_CLOSED_TIMEOUT
-        )
+        if ack is not None:
+            # Closed by a marker: latency from the record that completed the study to the ack.
+            completed_ms = study.last_activity_ms if reason is CloseReason.MARKER else None
+            size = len(payload)
+            ack.add_done_callback(lambda f: self._bundle_acked(f, size, completed_ms))
         log.info(
             "study published",
             extra={
@@ -367,11 +394,20 @@ class Processor:
         for warning in result.warnings:
             log.info("mapping warning", extra={"study_uid": study.uid, "warning": warning})
 
+    def _bundle_acked(self, ack: asyncio.Future[int], size: int, completed_ms: int | None) -> None:
+        if ack.cancelled() or ack.exception() is not None:
+            return  # the outbox handles it (dead letter when too large, else the loop stops)
+        self.metrics.bundles_published.inc()
+        self.metrics.bundle_bytes.observe(size)
+        if completed_ms is not None:
+            latency = self._clock() - completed_ms / 1000
+            self.metrics.marker_to_publish_seconds.observe(max(0.0, latency))
+
     async def _dead_letter_study(
         self, partition: int, study: StudyRecord, exc: BaseException
     ) -> None:
         """A study that cannot be published: one DLQ record with its UID and the reason."""
-        self.metrics.inc(Count.DEAD_LETTER_STUDIES)
+        self.metrics.dead_letters.labels(error_type=type(exc).__name__, kind="study").inc()
         log.error(
             "study sent to dead-letter topic",
             extra={
@@ -401,7 +437,9 @@ class Processor:
     # ---- checkpoints -----------------------------------------------------------------------
 
     async def _checkpoint(self) -> None:
+        started = time.perf_counter()
         await self._partitions.checkpoint()
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
         now = self._clock()
         self._last_commit = now
         if now - self._last_release >= _RELEASE_MEMORY_INTERVAL_S:
@@ -413,6 +451,25 @@ class Processor:
     def open_studies(self) -> dict[int, list[str]]:
         """Open study UIDs per restored partition."""
         return {p: st.open_uids() for p, st in self._partitions.ready().items()}
+
+    def restoring_partitions(self) -> list[int]:
+        """Assigned partitions whose state is still being restored (for /readyz)."""
+        return sorted(p for p, lane in self._partitions.lanes.items() if lane.state is None)
+
+    # Sampled when /metrics is scraped (on the loop's thread).
+
+    def _sample_open_studies(self) -> Samples:
+        return [((str(p),), st.open_count) for p, st in sorted(self._partitions.ready().items())]
+
+    def _sample_lag(self) -> Samples:
+        lags = ((p, self._source.lag(p)) for p in sorted(self._partitions.lanes))
+        return [((str(p),), lag) for p, lag in lags if lag is not None]
+
+    def _sample_oldest_age(self) -> Samples:
+        oldest = [st.oldest_activity_ms() for st in self._partitions.ready().values()]
+        known = [ms for ms in oldest if ms is not None]
+        age = max(0.0, self._clock() - min(known) / 1000) if known else 0.0
+        return [((), age)]
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and per-partition state sizes (for logs and health endpoints)."""

@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 import zoneinfo
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamer.errors import ConfigError
@@ -19,6 +27,16 @@ ENV_PREFIX = "STREAMER_"
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR"],
     BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+]
+
+# Accepted in any case ("sasl_ssl", "scram-sha-256") and with surrounding blanks.
+SecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+    BeforeValidator(lambda value: value.strip().upper() if isinstance(value, str) else value),
+]
+SaslMechanism = Annotated[
+    Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+    BeforeValidator(lambda value: value.strip().upper() if isinstance(value, str) else value),
 ]
 
 
@@ -53,6 +71,33 @@ class Settings(BaseSettings):
     client_id: str = Field(
         "streamer", min_length=1, description="Kafka client id prefix (shows in broker logs)."
     )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL.",
+    )
+    ssl_cafile: str | None = Field(
+        None,
+        description="PEM file of the CA certificates the brokers' certificates must chain to (default: the system's CAs).",
+    )
+    ssl_certfile: str | None = Field(
+        None,
+        description="PEM client certificate (chain) for brokers that require one (mutual TLS).",
+    )
+    ssl_keyfile: str | None = Field(
+        None,
+        description="PEM private key of STREAMER_SSL_CERTFILE (default: read from the certificate file).",
+    )
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client private key."
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="The broker's certificate must name the host connected to."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     study_timeout_seconds: float = Field(
         300.0,
         gt=0,
@@ -152,15 +197,44 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         10.0, gt=0, description="Budget for flushing and committing on SIGTERM."
     )
+    http_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="Port of /metrics, /healthz and /readyz; 0 turns the HTTP server off.",
+    )
+    http_host: str = Field(
+        "0.0.0.0",  # probes and scrapers reach the container from outside
+        min_length=1,
+        description="Address the HTTP server listens on.",
+    )
     log_level: LogLevel = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
 
     @field_validator(
-        "dicom_timezone", "wado_base_url", "changelog_topic", "group_instance_id", mode="before"
+        "dicom_timezone",
+        "wado_base_url",
+        "changelog_topic",
+        "group_instance_id",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_key_password",
+        "sasl_mechanism",
+        "sasl_username",
+        "sasl_password",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
 
     @field_validator("dicom_timezone")
     @classmethod
@@ -191,7 +265,45 @@ class Settings(BaseSettings):
             )
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        self._check_security()
         return self
+
+    def _check_security(self) -> None:
+        """SASL needs its three settings; TLS and SASL settings need a protocol that uses them."""
+        protocol = self.security_protocol
+        sasl = {
+            "STREAMER_SASL_MECHANISM": self.sasl_mechanism,
+            "STREAMER_SASL_USERNAME": self.sasl_username,
+            "STREAMER_SASL_PASSWORD": self.sasl_password,
+        }
+        tls = {
+            "STREAMER_SSL_CAFILE": self.ssl_cafile,
+            "STREAMER_SSL_CERTFILE": self.ssl_certfile,
+            "STREAMER_SSL_KEYFILE": self.ssl_keyfile,
+            "STREAMER_SSL_KEY_PASSWORD": self.ssl_key_password,
+        }
+        if protocol.startswith("SASL_"):
+            missing = [name for name, value in sasl.items() if value is None]
+            if missing:
+                raise ValueError(
+                    f"STREAMER_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}"
+                )
+        elif given := [name for name, value in sasl.items() if value is not None]:
+            raise ValueError(
+                f"{', '.join(given)} set but STREAMER_SECURITY_PROTOCOL={protocol} uses no SASL "
+                "(SASL_PLAINTEXT or SASL_SSL does)"
+            )
+        if not protocol.endswith("SSL") and (
+            given := [name for name, value in tls.items() if value is not None]
+        ):
+            raise ValueError(
+                f"{', '.join(given)} set but STREAMER_SECURITY_PROTOCOL={protocol} uses no TLS "
+                "(SSL or SASL_SSL does)"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("STREAMER_SSL_KEYFILE needs STREAMER_SSL_CERTFILE")
+        if self.ssl_key_password is not None and self.ssl_certfile is None:
+            raise ValueError("STREAMER_SSL_KEY_PASSWORD needs STREAMER_SSL_CERTFILE")
 
     def mapping_options(self) -> MappingOptions:
         """The mapping part of the settings."""
@@ -208,6 +320,106 @@ def load_settings(**overrides: object) -> Settings:
     """Read the environment (plus overrides); a bad value raises ConfigError naming the variable."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise _config_error(exc) from exc
+
+
+class SinkSettings(BaseSettings):
+    """The ``sink`` command's own STREAMER_* variables; its Kafka side reads Settings as well.
+
+    Kept apart from Settings, so the processor neither reads nor validates them; the README's sink
+    section lists exactly these (``sink_settings_table()``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    fhir_base_url: str | None = Field(
+        None,
+        description="Base URL of the FHIR server the Bundles are posted to (or `--fhir-base-url`).",
+    )
+    fhir_token: SecretStr | None = Field(
+        None, description="Bearer token sent with every request (never logged)."
+    )
+    fhir_username: str | None = Field(
+        None, description="User for HTTP basic auth (with STREAMER_FHIR_PASSWORD)."
+    )
+    fhir_password: SecretStr | None = Field(
+        None, description="Password for HTTP basic auth (never logged)."
+    )
+    fhir_ca_file: str | None = Field(
+        None,
+        description="PEM CA certificates the FHIR server's certificate must chain to (default: the system's).",
+    )
+    fhir_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of one request to the FHIR server (connect, send, answer)."
+    )
+    fhir_retry_initial_seconds: float = Field(
+        0.5, gt=0, description="First wait before retrying a POST (then doubled, with jitter)."
+    )
+    fhir_retry_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait between retries (a longer Retry-After from the server is honoured).",
+    )
+    sink_group_id: str | None = Field(
+        None, description="Consumer group of the sink (or `--group`); default '<group id>-sink'."
+    )
+    sink_dlq_topic: str = Field(
+        "fhir.bundles.dlq",
+        min_length=1,
+        description="Where Bundles the FHIR server rejects go, with its OperationOutcome.",
+    )
+
+    @field_validator(
+        "fhir_base_url",
+        "fhir_token",
+        "fhir_username",
+        "fhir_password",
+        "fhir_ca_file",
+        "sink_group_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not sep or not rest or " " in rest:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    @field_validator("fhir_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> SinkSettings:
+        if (self.fhir_username is None) != (self.fhir_password is None):
+            raise ValueError("fhir_username and fhir_password go together (HTTP basic auth)")
+        if self.fhir_token is not None and self.fhir_username is not None:
+            raise ValueError("set either fhir_token (bearer) or fhir_username/fhir_password")
+        return self
+
+    def group_for(self, settings: Settings) -> str:
+        """The sink's consumer group: STREAMER_SINK_GROUP_ID, else '<STREAMER_GROUP_ID>-sink'."""
+        return self.sink_group_id or f"{settings.group_id}-sink"
+
+
+def load_sink_settings(**overrides: object) -> SinkSettings:
+    """The sink's settings from the environment (plus overrides); errors name the variable."""
+    try:
+        return SinkSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise _config_error(exc) from exc
 
@@ -257,7 +469,8 @@ def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[str]:
     ``environ`` defaults to the process environment.
     """
     environ = os.environ if environ is None else environ
-    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    names = (*Settings.model_fields, *SinkSettings.model_fields)
+    fields = {ENV_PREFIX + name.upper() for name in names}
     return sorted(
         key
         for key in environ
@@ -274,5 +487,14 @@ def settings_table() -> str:
         default = "(unset)" if field.default is None else field.default
         if isinstance(default, bool):
             default = str(default).lower()
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def sink_settings_table() -> str:
+    """The README's table of the sink's own settings (a test keeps the README equal to it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in SinkSettings.model_fields.items():
+        default = "(unset)" if field.default is None else field.default
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(rows) + "\n"

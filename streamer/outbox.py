@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from streamer.errors import OutputError, RecordTooLargeError
@@ -72,6 +72,26 @@ class Outbox:
         except OutputError as exc:
             raise self._fail(exc) from exc
         self._pending.append(_Pending(future, on_too_large))
+        return future
+
+    async def send_batch(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        headers: Headers,
+        *,
+        source_partition: int,
+    ) -> asyncio.Future[int]:
+        """Many records to one partition; any refusal is an OutputError (no "too large" path)."""
+        self.check()
+        try:
+            future = await self._sink.send_batch(
+                topic, partition, records, headers, source_partition=source_partition
+            )
+        except (RecordTooLargeError, OutputError) as exc:
+            raise self._fail(exc) from exc
+        self._pending.append(_Pending(future, None))
         return future
 
     async def drain(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from streamer.aggregate import PartitionState, StudyRecord
 from streamer.config import Settings
 from streamer.errors import OutputError, StateError
+from streamer.metrics import Metrics
 from streamer.outbox import Outbox
 from streamer.ports import ChangelogReader, Sink, Source
 from streamer.state.changelog import source_offset_header
@@ -56,6 +57,7 @@ class Partitions:
         reader: ChangelogReader,
         open_store: OpenStore,
         clock: Callable[[], float],
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._source = source
@@ -64,6 +66,7 @@ class Partitions:
         self._reader = reader
         self._open_store = open_store
         self._clock = clock
+        self._metrics = metrics or Metrics()
         self.lanes: dict[int, Lane] = {}
         self._failure: BaseException | None = None
 
@@ -117,11 +120,14 @@ class Partitions:
         if lane.committed is not None:
             self._source.seek(lane.number, lane.committed)
         self._source.resume({lane.number})
+        seconds = time.monotonic() - started
+        self._metrics.restore_seconds.observe(seconds)
+        self._metrics.restore_records.inc(lane.restore.applied)
         log.info(
             "partition ready",
             extra={
                 "partition": lane.number,
-                "restore_seconds": round(time.monotonic() - started, 3),
+                "restore_seconds": round(seconds, 3),
                 "changelog_records": lane.restore.applied,
                 "skipped_records": lane.restore.skipped,
                 "rebuilt": lane.restore.rebuilt,
@@ -201,28 +207,27 @@ class Partitions:
             if not dirty:
                 continue
             headers = [source_offset_header((state.next_offset or 0) - 1)]
-            for key, value in dirty.items():
-                future = await self._outbox.send(
-                    self._settings.changelog,
-                    key,
-                    value,
-                    headers,
-                    partition=lane.number,
-                    source_partition=lane.number,
-                )
-                if future is not None:
-                    ends[lane.number] = future
+            ends[lane.number] = await self._outbox.send_batch(
+                self._settings.changelog,
+                lane.number,
+                list(dirty.items()),
+                headers,
+                source_partition=lane.number,
+            )
         await self._outbox.drain()
         offsets = {
             lane.number: state.next_offset
             for lane, _, state in lanes
             if state.next_offset is not None and state.next_offset != lane.committed
         }
+        started = time.perf_counter()
         if self._sink.transactional:
             await self._sink.commit(offsets)  # the offsets commit with the outputs, or not at all
             committed = True
         else:
             committed = await self._source.commit(offsets) if offsets else True
+        if offsets or self._sink.transactional:
+            self._metrics.commit_seconds.observe(time.perf_counter() - started)
         now_ms = int(self._clock() * 1000)
         for lane, store, _ in lanes:
             if not committed and lane.number in offsets:

@@ -50,6 +50,10 @@ class Source(Protocol):
         """True when the last fetch showed no records left behind (lag 0) on this partition."""
         ...
 
+    def lag(self, partition: int) -> int | None:
+        """Records between the position and the partition's end (None: not known yet)."""
+        ...
+
     def pause(self, partitions: set[int]) -> None:
         """Stop fetching these partitions (while their state is restored)."""
         ...
@@ -99,6 +103,18 @@ class Sink(Protocol):
         partition: int | None = None,
         source_partition: int,
     ) -> asyncio.Future[int]: ...
+
+    async def send_batch(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        headers: Headers,
+        *,
+        source_partition: int,
+    ) -> asyncio.Future[int]:
+        """Records to one partition at once (the changelog); the future gives the last offset."""
+        ...
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """Transactional sinks: commit the open transactions with these next input offsets."""

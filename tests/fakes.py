@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from streamer.ports import ChangelogRecord, Headers, InputRecord, RebalanceCallback
@@ -81,6 +81,11 @@ class FakeSource:
     def caught_up(self, partition: int) -> bool:
         return self.position.get(partition, 0) >= len(self.log.get(partition, []))
 
+    def lag(self, partition: int) -> int | None:
+        if partition not in self.assigned:
+            return None
+        return max(0, len(self.log.get(partition, [])) - self.position.get(partition, 0))
+
     def pause(self, partitions: set[int]) -> None:
         self.paused |= partitions
 
@@ -138,6 +143,23 @@ class FakeSink:
             log.append((key, value, dict(headers)))
         self.sent.append((topic, key, value, dict(headers)))
         return future
+
+    async def send_batch(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        headers: Headers,
+        *,
+        source_partition: int = 0,
+    ) -> asyncio.Future[int]:
+        last: asyncio.Future[int] | None = None
+        for key, value in records:
+            last = await self.send(
+                topic, key, value, headers, partition=partition, source_partition=source_partition
+            )
+        assert last is not None, "an empty batch"
+        return last
 
     async def open_partitions(self, partitions: set[int]) -> None:
         pass

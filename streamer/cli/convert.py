@@ -7,6 +7,8 @@ a valid UID gives ``study-<sha256 prefix>.json`` instead). An existing file of t
 
 The last line on stdout is a summary, e.g.
 ``studies=3 instances=17 skipped_files=2 warnings=0 failed_studies=0``; ``-v`` adds the skip reasons on stderr.
+While it runs, a progress bar (files read, then studies written) goes to stderr when that is a terminal, unless
+``--quiet``.
 
 Exit status: 0 when at least one study was written and none failed; 1 when nothing could be converted or a study
 could not be mapped (the others are still written); 2 for a usage error (bad option or config value, missing
@@ -17,18 +19,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
+import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from streamer.dicom.files import list_files
 from streamer.errors import ConfigError, InvalidMessageError
 from streamer.fhir import BundleResult
-from streamer.library import ConversionReport, iter_results_from_directory, parse_config
+from streamer.library import ConversionReport, parse_config
+from streamer.library.collect import collect_files, roots
+from streamer.library.mapping import iter_results
 
 _UID_RE: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
@@ -73,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--compact", action="store_true", help="write compact JSON (default: indented)")
     p.add_argument("-v", "--verbose", action="store_true", help="print skip reasons and warnings")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (it is shown on a terminal)"
+    )
     return p
 
 
@@ -103,17 +115,70 @@ def _write_bundle(outdir: Path, result: BundleResult, option: int) -> None:
     tmp.replace(target)  # a reader never sees a half-written file
 
 
+def _bar(desc: str, unit: str, total: int | None, enabled: bool) -> tqdm[Any]:
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+@contextlib.contextmanager
+def _logs_above_the_bar(enabled: bool) -> Iterator[None]:
+    """While a bar shows, warnings go above it (as Python's last-resort handler writes them)."""
+    if not enabled:
+        yield
+        return
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        with logging_redirect_tqdm():
+            yield
+    finally:
+        root.removeHandler(handler)
+
+
+async def _track_reading(bar: tqdm[Any], report: ConversionReport) -> None:
+    """Move the reading bar as the report counts files (read or skipped), until cancelled."""
+    while True:
+        bar.update(report.files_read + report.skipped_file_count - bar.n)
+        await asyncio.sleep(0.2)
+
+
 async def _convert(
     paths: Sequence[str],
     config: dict[str, Any],
     outdir: Path,
     compact: bool,
     report: ConversionReport,
+    progress: bool = False,
 ) -> None:
-    """Map study by study and write each Bundle as soon as it is ready (nothing is held afterwards)."""
+    """Map study by study and write each Bundle as soon as it is ready (nothing is held afterwards).
+
+    With ``progress``, a bar on stderr: files read (all files are read before mapping, since a
+    study's instances may be anywhere), then studies written.
+    """
     option = 0 if compact else orjson.OPT_INDENT_2
-    async for result in iter_results_from_directory(paths, config, report=report):
-        await asyncio.to_thread(_write_bundle, outdir, result, option)
+    cfg = parse_config(config)
+    files = len(await asyncio.to_thread(list_files, roots(paths))) if progress else None
+    with _logs_above_the_bar(progress):
+        with _bar("reading", "file", files, progress) as bar:
+            tracker = asyncio.create_task(_track_reading(bar, report))
+            try:
+                collected = await collect_files(roots(paths), cfg, report)
+            finally:
+                tracker.cancel()
+            bar.update(bar.total - bar.n if bar.total else 0)
+        with _bar("converting", "study", len(collected.studies), progress) as bar:
+            async for result in iter_results(collected, cfg.mapping, report):
+                await asyncio.to_thread(_write_bundle, outdir, result, option)
+                bar.update()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -141,7 +206,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     report = ConversionReport()
     try:
-        asyncio.run(_convert(args.paths, config, outdir, args.compact, report))
+        progress = not args.quiet and sys.stderr.isatty()
+        asyncio.run(_convert(args.paths, config, outdir, args.compact, report, progress))
     except InvalidMessageError as exc:  # --strict
         _err(f"streamer convert: {exc}")
         return 1

@@ -18,6 +18,7 @@ from streamer.log import configure_logging
 
 if TYPE_CHECKING:
     from streamer.app import Processor
+    from streamer.http import StatusServer
     from streamer.state.study_store import StudyStores
 
 log = logging.getLogger("streamer")
@@ -81,10 +82,44 @@ async def run(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, processor.stop)
-        await processor.run()
+        server = await serve_http(settings, processor)
+        try:
+            await processor.run()
+        finally:
+            if server is not None:
+                await server.stop()
     finally:
         stores.close()
     return 0
+
+
+async def serve_http(settings: Settings, processor: Processor) -> StatusServer | None:
+    """/metrics, /healthz and /readyz on STREAMER_HTTP_PORT (0: none).
+
+    A port that cannot be used is logged as an error and the stream keeps running without it: the
+    failing probes show it, and the data keeps flowing meanwhile.
+    """
+    if not settings.http_port:
+        return None
+    from streamer.http import StatusServer, stall_limit
+
+    server = StatusServer(
+        processor,
+        settings.http_host,
+        settings.http_port,
+        stall_limit=stall_limit(settings.timer_interval_seconds),
+    )
+    where = {"host": settings.http_host, "port": settings.http_port}
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error(
+            "http server not started (STREAMER_HTTP_HOST/STREAMER_HTTP_PORT)",
+            extra={**where, "reason": exc.strerror or str(exc)},
+        )
+        return None
+    log.info("http server listening", extra=where)
+    return server
 
 
 def main(argv: Sequence[str]) -> int:

@@ -2,6 +2,11 @@
 
 Runs the Maven Central jars (see :mod:`streamer.devbroker.kafka_jars`) with the local ``java``:
 slower to start than Tansu, but the real thing, with idempotent and transactional producers.
+
+With a :class:`BrokerSecurity` it also listens with ``SASL_PLAINTEXT`` (SCRAM-SHA-256 and -512
+users, created when the storage is formatted) and/or ``SSL`` (PEM key and certificates made by the
+caller, client certificates optional or required), besides ``PLAINTEXT``; the returned broker's
+``listeners`` maps each security protocol to its ``host:port``.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ import base64
 import concurrent.futures
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamer.devbroker.kafka_jars import DEFAULT_KAFKA_VERSION, ensure_kafka_jars
@@ -31,6 +38,42 @@ from streamer.devbroker.process import (
 from streamer.kafka.admin import broker_reachable
 
 _log = logging.getLogger(__name__)
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# SCRAM user names and passwords go into the format tool's `[name=...,password=...]` syntax.
+_SCRAM_SAFE = re.compile(r"^[A-Za-z0-9_.@+-]+$")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """Listeners besides PLAINTEXT (which stays: the readiness probe and admin tools use it).
+
+    * ``scram_users`` (name, password): a ``SASL_PLAINTEXT`` listener offering SCRAM-SHA-256 and
+      SCRAM-SHA-512, with these users for both mechanisms.
+    * ``ssl_keystore``: a PEM file holding the broker's private key (PKCS#8, not encrypted) and
+      its certificate chain: an ``SSL`` listener. ``ssl_truststore`` (PEM CA certificates) makes
+      it ask for client certificates signed by them, ``ssl_client_auth`` says how firmly.
+    """
+
+    scram_users: tuple[tuple[str, str], ...] = ()
+    ssl_keystore: Path | None = None
+    ssl_truststore: Path | None = None
+    ssl_client_auth: str = "required"  # required | requested | none
+
+    def __post_init__(self) -> None:
+        for name, password in self.scram_users:
+            if not (_SCRAM_SAFE.match(name) and _SCRAM_SAFE.match(password)):
+                raise ValueError(f"SCRAM user {name!r}: use letters, digits and _.@+- only")
+        if self.ssl_client_auth not in ("required", "requested", "none"):
+            raise ValueError(f"ssl_client_auth {self.ssl_client_auth!r}")
+
+
+@dataclass
+class ApacheKafkaBroker(LocalBroker):
+    """A started Apache Kafka; ``listeners`` maps each security protocol to its host:port."""
+
+    listeners: dict[str, str] = field(default_factory=dict)
+
 
 _LOG4J2_PROPERTIES = """\
 status = warn
@@ -55,13 +98,15 @@ def start_apache_kafka(
     heap: str = "512m",
     quick_jit: bool = True,
     timeout: float = 90.0,
-) -> LocalBroker:
+    security: BrokerSecurity | None = None,
+) -> ApacheKafkaBroker:
     """Start a single-node KRaft Apache Kafka (broker+controller) on 127.0.0.1.
 
     Fetches the jars first if needed (see :func:`ensure_kafka_jars`). Data lives in a temp dir
     removed by ``stop()``; the log too, unless ``log_dir`` is given. ``quick_jit`` (C1 JIT
     only) halves the start time on 2 cores (~6 s -> ~3 s) at some cost in peak throughput;
-    pass False for benchmarks. ``$STREAMER_KAFKA_JVM_OPTS`` adds JVM options.
+    pass False for benchmarks. ``$STREAMER_KAFKA_JVM_OPTS`` adds JVM options. ``security``
+    adds SASL_PLAINTEXT and/or SSL listeners (``bootstrap`` stays the PLAINTEXT one).
     """
     libs = ensure_kafka_jars(version)
     java = _java()
@@ -77,18 +122,20 @@ def start_apache_kafka(
     failure = tail = ""
     for attempt in range(1, attempts + 1):
         p = port if port is not None else free_port()
-        props = _write_server_properties(work, attempt, p)
+        listeners = _listener_ports(p, security)
+        props = _write_server_properties(work, attempt, listeners, security)
         try:
-            _format_storage(format_jvm, props)
+            _format_storage(format_jvm, props, security)
         except RuntimeError:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        broker = LocalBroker(
+        broker = ApacheKafkaBroker(
             kind="apache-kafka",
             bootstrap=f"127.0.0.1:{p}",
             process=launch([*broker_jvm, "kafka.Kafka", str(props)], log_path),
             log_path=log_path,
             cleanup_dirs=[work],
+            listeners={name: f"127.0.0.1:{port_}" for name, port_ in listeners.items()},
         )
         problem = _wait_until_ready(broker, p, timeout)
         if problem is None:
@@ -138,24 +185,73 @@ def _jvm_commands(
     return format_jvm, broker_jvm
 
 
-def _write_server_properties(work: Path, attempt: int, port: int) -> Path:
-    """server-<attempt>.properties in ``work``: clients on ``port``, the controller on another."""
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
+def _distinct_free_port(taken: set[int]) -> int:
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    return port
+
+
+def _listener_ports(plaintext: int, security: BrokerSecurity | None) -> dict[str, int]:
+    """Security protocol (= listener name) -> port: PLAINTEXT, plus what ``security`` asks for."""
+    ports = {"PLAINTEXT": plaintext}
+    if security is not None and security.scram_users:
+        ports["SASL_PLAINTEXT"] = _distinct_free_port(set(ports.values()))
+    if security is not None and security.ssl_keystore is not None:
+        ports["SSL"] = _distinct_free_port(set(ports.values()))
+    return ports
+
+
+def _write_server_properties(
+    work: Path, attempt: int, listeners: dict[str, int], security: BrokerSecurity | None
+) -> Path:
+    """server-<attempt>.properties in ``work``: clients on ``listeners``, the controller on another."""
+    controller_port = _distinct_free_port(set(listeners.values()))
     props = work / f"server-{attempt}.properties"
-    props.write_text(_server_properties(port, controller_port, work / f"data-{attempt}"))
+    props.write_text(
+        _server_properties(listeners, controller_port, work / f"data-{attempt}", security)
+    )
     return props
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+def _security_properties(security: BrokerSecurity | None) -> dict[str, str]:
+    """Per-listener settings of the SASL_PLAINTEXT and SSL listeners."""
+    if security is None:
+        return {}
+    props: dict[str, str] = {}
+    if security.scram_users:
+        mechanisms = ",".join(SCRAM_MECHANISMS)
+        props["sasl.enabled.mechanisms"] = mechanisms
+        props["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] = mechanisms
+        for mechanism in SCRAM_MECHANISMS:
+            props[f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+    if security.ssl_keystore is not None:
+        props["listener.name.ssl.ssl.keystore.type"] = "PEM"
+        props["listener.name.ssl.ssl.keystore.location"] = str(security.ssl_keystore)
+        if security.ssl_truststore is not None:
+            props["listener.name.ssl.ssl.truststore.type"] = "PEM"
+            props["listener.name.ssl.ssl.truststore.location"] = str(security.ssl_truststore)
+            props["listener.name.ssl.ssl.client.auth"] = security.ssl_client_auth
+    return props
+
+
+def _server_properties(
+    listeners: dict[str, int],
+    controller_port: int,
+    data_dir: Path,
+    security: BrokerSecurity | None = None,
+) -> str:
+    addresses = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
+    protocol_map = ",".join(f"{name}:{name}" for name in listeners)
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"{addresses},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": addresses,
+        "listener.security.protocol.map": f"{protocol_map},CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
@@ -174,14 +270,33 @@ def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "group.min.session.timeout.ms": "500",
         "num.network.threads": "2",
         "num.io.threads": "4",
+        **_security_properties(security),
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def _format_storage(format_jvm: list[str], props: Path) -> None:
-    """Format the KRaft data dir with a fresh cluster id (Kafka refuses to start without)."""
+def _format_storage(format_jvm: list[str], props: Path, security: BrokerSecurity | None) -> None:
+    """Format the KRaft data dir with a fresh cluster id (Kafka refuses to start without).
+
+    SCRAM users go into the cluster metadata here: KRaft has no other way before the first start.
+    """
+    scram = [
+        arg
+        for name, password in (security.scram_users if security is not None else ())
+        for mechanism in SCRAM_MECHANISMS
+        for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
     fmt = subprocess.run(
-        [*format_jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+        [
+            *format_jvm,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(props),
+            *scram,
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
+from streamer.kafka.security import client_kwargs, start_client
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,12 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     changelog must have exactly that count: partition N of it holds the state of input partition N.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        **client_kwargs(settings),
     )
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        raise ConfigError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} (STREAMER_BOOTSTRAP_SERVERS): {exc}"
-        ) from exc
+    # A broker that refuses us (TLS, SASL) or cannot be reached stops the start within a deadline.
+    await start_client(admin.start, admin.close, settings)
     try:
         existing = await _partition_counts(admin)
         wanted = [
@@ -88,14 +87,19 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     return counts
 
 
-async def broker_reachable(bootstrap: str, timeout_s: float) -> bool:
+async def broker_reachable(
+    bootstrap: str, timeout_s: float, settings: Settings | None = None
+) -> bool:
     """Whether a broker at ``bootstrap`` answers a cluster description listing at least one broker.
 
     For start-up probes (the local brokers of the demo and the tests): every failure, including a
-    request slower than ``timeout_s``, just means "not (yet) reachable".
+    request slower than ``timeout_s``, just means "not (yet) reachable". ``settings`` gives the
+    security settings (TLS, SASL) to connect with; without, plain text.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        **(client_kwargs(settings) if settings is not None else {}),
     )
     try:
         await admin.start()

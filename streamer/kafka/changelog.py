@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 
 from streamer.config import Settings
 from streamer.errors import StateError
+from streamer.kafka.security import client_kwargs
 from streamer.ports import ChangelogRecord
 from streamer.state.changelog import read_source_offset
 
@@ -39,6 +40,7 @@ class KafkaChangelogReader:
             enable_auto_commit=False,
             isolation_level=s.isolation_level,
             max_partition_fetch_bytes=s.max_bundle_bytes,
+            **client_kwargs(s),
         )
 
     async def bounds(self, partition: int) -> tuple[int, int]:

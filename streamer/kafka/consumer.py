@@ -12,6 +12,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streamer.config import Settings
 from streamer.kafka.outage import BrokerWatch
+from streamer.kafka.security import client_kwargs
 from streamer.ports import InputRecord, RebalanceCallback
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class KafkaSource:
             max_poll_interval_ms=settings.max_poll_interval_ms,
             rebalance_timeout_ms=max(settings.max_poll_interval_ms, 60_000),
             partition_assignment_strategy=(StickyPartitionAssignor,),
+            **client_kwargs(settings),
         )
 
     async def start(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
@@ -104,6 +106,18 @@ class KafkaSource:
         if highwater is None or position is None or not position.has_valid_position:
             return False
         return bool(position.position >= highwater)
+
+    def lag(self, partition: int) -> int | None:
+        """High watermark - position, as of the last fetch (None until both are known)."""
+        tp = TopicPartition(self.topic, partition)
+        try:
+            highwater = self._consumer.highwater(tp)
+            position = self._consumer._subscription.subscription.assignment.state_value(tp)
+        except (IllegalStateError, AttributeError, KeyError):
+            return None
+        if highwater is None or position is None or not position.has_valid_position:
+            return None
+        return max(0, int(highwater) - int(position.position))
 
     def _tps(self, partitions: set[int]) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p) for p in sorted(partitions)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -11,6 +12,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from streamer.config import Settings
 from streamer.errors import OutputError
 from streamer.errors import RecordTooLargeError as TooLarge
+from streamer.kafka.security import client_kwargs
 from streamer.ports import Headers
 
 # The producer refuses a record above max_request_size before sending it; the broker refuses one
@@ -19,7 +21,7 @@ _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def producer_kwargs(settings: Settings) -> dict[str, object]:
-    """Producer settings shared by the streamer and `streamer publish`."""
+    """Producer settings shared by the streamer and `streamer publish` (security included)."""
     return {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": f"{settings.client_id}-producer",
@@ -30,6 +32,10 @@ def producer_kwargs(settings: Settings) -> dict[str, object]:
         else settings.compression_type,
         "max_request_size": settings.max_bundle_bytes,
         "linger_ms": 5,
+        # Changelog checkpoints go out as whole produce batches (send_batch); bigger batches mean
+        # fewer requests. Single records larger than this still go out alone.
+        "max_batch_size": 512 * 1024,
+        **client_kwargs(settings),
     }
 
 
@@ -55,6 +61,24 @@ def _ack_future(fut: asyncio.Future[Any]) -> asyncio.Future[int]:
             out.set_exception(translate_send_error(exc))
         else:
             out.set_result(int(src.result().offset))
+
+    fut.add_done_callback(_done)
+    return out
+
+
+def _batch_ack_future(fut: asyncio.Future[Any], records: int) -> asyncio.Future[int]:
+    """A future of the last record's offset of a produce batch (its base offset + count - 1)."""
+    out: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def _done(src: asyncio.Future[Any]) -> None:
+        if out.done():
+            return
+        if src.cancelled():
+            out.set_exception(OutputError("an output batch was cancelled before its ack"))
+        elif (exc := src.exception()) is not None:
+            out.set_exception(translate_send_error(exc))
+        else:
+            out.set_result(int(src.result().offset) + max(records - 1, 0))
 
     fut.add_done_callback(_done)
     return out
@@ -134,6 +158,45 @@ class KafkaSink:
         except KafkaError as exc:
             raise translate_send_error(exc) from exc
         return _ack_future(fut)
+
+    async def send_batch(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes | None]],
+        headers: Headers,
+        *,
+        source_partition: int,
+    ) -> asyncio.Future[int]:
+        """Many records to one partition in as few produce batches as fit; far cheaper than send()
+        per record. The future gives the offset of the last record."""
+        if not records:
+            raise ValueError("send_batch needs at least one record")
+        header_list = list(headers)
+        try:
+            producer = await self._producer_for(source_partition)
+            batch = producer.create_batch()
+            last: asyncio.Future[Any] | None = None
+            count = 0
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
+                    last = await producer.send_batch(batch, topic, partition=partition)
+                    batch = producer.create_batch()
+                    count = 0
+                    if (
+                        batch.append(key=key, value=value, timestamp=None, headers=header_list)
+                        is None
+                    ):
+                        raise TooLarge("a changelog record is larger than a produce batch")
+                count += 1
+            if count or last is None:
+                last = await producer.send_batch(batch, topic, partition=partition)
+                records_in_last = count
+            else:
+                records_in_last = 0
+        except KafkaError as exc:
+            raise translate_send_error(exc) from exc
+        return _batch_ack_future(last, records_in_last)
 
     async def _producer_for(self, source_partition: int) -> AIOKafkaProducer:
         if self._producer is not None:

@@ -13,17 +13,20 @@ from aiokafka import AIOKafkaProducer
 
 from streamer.config import Settings
 from streamer.kafka.producer import producer_kwargs
+from streamer.kafka.security import start_client
 
 
 class Publisher:
     """``async with Publisher(settings) as p: await p.send(...); await p.flush()``."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._producer = AIOKafkaProducer(**producer_kwargs(settings))
         self._pending: list[asyncio.Future[object]] = []
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
+        # A broker that cannot be reached or refuses us (TLS, SASL) is a ConfigError, in time.
+        await start_client(self._producer.start, self._producer.stop, self._settings)
         return self
 
     async def __aexit__(

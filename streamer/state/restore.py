@@ -69,6 +69,9 @@ async def restore_partition(
         start = (store.metadata().changelog_offset or 0) + 1
     applied = 0
     skipped: set[bytes] = set()
+    if begin == end == 0:
+        # A changelog partition that never had a record: nothing to read.
+        return RestoreResult(applied=0, skipped=0, rebuilt=reason is not None)
     async for batch in reader.read(partition, start, end):
         if not batch:
             continue
