@@ -107,6 +107,7 @@ class Processor:
         self._last_commit = clock()
         self._last_status = clock()
         self._last_release = clock()
+        self._busy_since_release = False
         self.assigned = asyncio.Event()  # set once the first assignment arrived
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -154,6 +155,11 @@ class Processor:
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
                 self._last_status = self._clock()
                 log.info("status", extra=self.snapshot())
+            if batch:
+                self._busy_since_release = True
+            elif self._busy_since_release and not self._partitions.dirty_bytes():
+                # The burst is over and checkpointed: give its freed heap back now.
+                self._release_memory()
         self.last_progress = self._monotonic()
 
     async def close(self) -> None:
@@ -443,8 +449,12 @@ class Processor:
         now = self._clock()
         self._last_commit = now
         if now - self._last_release >= _RELEASE_MEMORY_INTERVAL_S:
-            self._last_release = now
-            release_free_memory()
+            self._release_memory()
+
+    def _release_memory(self) -> None:
+        self._last_release = self._clock()
+        self._busy_since_release = False
+        release_free_memory()
 
     # ---- introspection (tests, health) -------------------------------------------------------
 
