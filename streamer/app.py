@@ -3,7 +3,8 @@
 One task does everything, under one lock that the rebalance callbacks also take, so record
 handling, timers, publishing and checkpoints never interleave. Study state lives in a store per
 partition backed by a changelog topic (``partitions.py``); offsets are committed only after every
-Bundle, dead letter and changelog record they depend on is acknowledged.
+Bundle, dead letter and changelog record they depend on is acknowledged. Building and sending a
+closed study's Bundle (or its dead letter) is ``publishing.py``'s part.
 """
 
 from __future__ import annotations
@@ -11,61 +12,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
-
-from streamer.aggregate import CloseReason, PartitionState, StudyRecord
+from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
-from streamer.errors import (
-    EmptyStudyError,
-    InvalidMessageError,
-    LateInstanceError,
-    MappingError,
-    RecordTooLargeError,
-)
-from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
+from streamer.errors import EmptyStudyError, InvalidMessageError, LateInstanceError
 from streamer.memory import release_free_memory
 from streamer.messages import Instance, decode
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
 from streamer.partitions import OpenStore, Partitions
-from streamer.ports import ChangelogReader, Headers, InputRecord, Sink, Source
+from streamer.ports import ChangelogReader, InputRecord, Sink, Source
+from streamer.publishing import StudyPublisher, dead_letter_headers
 
 log = logging.getLogger(__name__)
 
-BUNDLE_CONTENT_TYPE = b"application/fhir+json"
 _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per partition
-_MAX_ERROR_MESSAGE = 1000  # header size stays small; the class name says the rest
 # A checkpoint also runs when this much is staged, so memory stays bounded under load.
 _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 # After a checkpoint, freed heap memory is handed back to the system at most this often.
 _RELEASE_MEMORY_INTERVAL_S = 10.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane.
 _EXPIRE_PER_ROUND = 50
-
-
-def build_study(
-    slim_instances: Iterable[bytes], options: MappingOptions
-) -> tuple[BundleResult, bytes]:
-    """Decode held instances, build and validate the Bundle, serialize it (runs in a worker thread)."""
-    result = build_study_bundle([orjson.loads(raw) for raw in slim_instances], options)
-    return result, bundle_json(result)
-
-
-def dead_letter_headers(
-    error_type: str, message: str, topic: str, partition: int, offset: int
-) -> Headers:
-    """The DLQ headers of the public contract."""
-    return [
-        ("error-type", error_type.encode()),
-        ("error-message", message[:_MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
-        ("source-topic", topic.encode()),
-        ("source-partition", str(partition).encode()),
-        ("source-offset", str(offset).encode()),
-    ]
 
 
 class Processor:
@@ -99,6 +69,9 @@ class Processor:
         self.metrics.open_studies.sample = self._sample_open_studies
         self.metrics.consumer_lag.sample = self._sample_lag
         self.metrics.oldest_open_study_age.sample = self._sample_oldest_age
+        self._publisher = StudyPublisher(
+            settings, self._outbox, source.topic, self.metrics, self._executor, self._options, clock
+        )
         # Monotonic time at which the last step() completed (or the processor was made): /healthz.
         self._monotonic = monotonic
         self.last_progress = monotonic()
@@ -294,7 +267,7 @@ class Processor:
             source_partition=record.partition,
         )
 
-    # ---- closing and publishing --------------------------------------------------------------
+    # ---- closing (publishing.py builds and sends) ------------------------------------------
 
     def _now_ms(self, partition: int, state: PartitionState) -> int:
         """Wall clock once the partition is caught up; its stream time while reading a backlog.
@@ -317,7 +290,7 @@ class Processor:
                 if record.instance_count == 0:
                     # A marker whose study never came: tell operators through the DLQ.
                     self.metrics.empty_studies.inc()
-                    await self._dead_letter_study(
+                    await self._publisher.dead_letter_study(
                         partition,
                         record,
                         EmptyStudyError(
@@ -331,7 +304,7 @@ class Processor:
                 label = reason.value
                 if reason is CloseReason.MARKER and record.expected_count is not None:
                     label = "count"
-                await self._publish(partition, state, record, reason)
+                await self._publisher.publish(partition, state, record, reason)
                 state.close(uid, now, reason)
                 self.metrics.studies_closed.labels(reason=label).inc()
                 closed += 1
@@ -342,103 +315,6 @@ class Processor:
                         extra={"study_uid": uid, "partition": partition},
                     )
         return closed
-
-    async def _publish(
-        self, partition: int, state: PartitionState, study: StudyRecord, reason: CloseReason
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        slim = tuple(state.instances(study.uid))
-        started = time.perf_counter()
-        try:
-            result, payload = await loop.run_in_executor(
-                self._executor, build_study, slim, self._options
-            )
-        except MappingError as exc:
-            await self._dead_letter_study(partition, study, exc)
-            return
-        except Exception as exc:
-            log.exception(
-                "bundle build failed", extra={"study_uid": study.uid, "partition": partition}
-            )
-            await self._dead_letter_study(partition, study, exc)
-            return
-        self.metrics.bundle_build_seconds.observe(time.perf_counter() - started)
-        headers = [
-            ("content-type", BUNDLE_CONTENT_TYPE),
-            ("close-reason", reason.value.encode()),
-        ]
-
-        async def too_large(exc: RecordTooLargeError) -> None:
-            await self._dead_letter_study(partition, study, exc)
-
-        ack = await self._outbox.send(
-            self._settings.output_topic,
-            study.uid.encode(),
-            payload,
-            headers,
-            source_partition=partition,
-            on_too_large=too_large,
-        )
-        if ack is not None:
-            # Closed by a marker: latency from the record that completed the study to the ack.
-            completed_ms = study.last_activity_ms if reason is CloseReason.MARKER else None
-            size = len(payload)
-            ack.add_done_callback(lambda f: self._bundle_acked(f, size, completed_ms))
-        log.info(
-            "study published",
-            extra={
-                "study_uid": study.uid,
-                "partition": partition,
-                "reason": reason.value,
-                "series": result.series_count,
-                "instances": result.instance_count,
-                "warnings": len(result.warnings),
-                "bytes": len(payload),
-                "times": study.times_closed + 1,
-            },
-        )
-        for warning in result.warnings:
-            log.info("mapping warning", extra={"study_uid": study.uid, "warning": warning})
-
-    def _bundle_acked(self, ack: asyncio.Future[int], size: int, completed_ms: int | None) -> None:
-        if ack.cancelled() or ack.exception() is not None:
-            return  # the outbox handles it (dead letter when too large, else the loop stops)
-        self.metrics.bundles_published.inc()
-        self.metrics.bundle_bytes.observe(size)
-        if completed_ms is not None:
-            latency = self._clock() - completed_ms / 1000
-            self.metrics.marker_to_publish_seconds.observe(max(0.0, latency))
-
-    async def _dead_letter_study(
-        self, partition: int, study: StudyRecord, exc: BaseException
-    ) -> None:
-        """A study that cannot be published: one DLQ record with its UID and the reason."""
-        self.metrics.dead_letters.labels(error_type=type(exc).__name__, kind="study").inc()
-        log.error(
-            "study sent to dead-letter topic",
-            extra={
-                "study_uid": study.uid,
-                "partition": partition,
-                "error_type": type(exc).__name__,
-            },
-        )
-        value = orjson.dumps(
-            {
-                "study_instance_uid": study.uid,
-                "instances": study.instance_count,
-                "error": str(exc)[:_MAX_ERROR_MESSAGE],
-            }
-        )
-        headers = dead_letter_headers(
-            type(exc).__name__, str(exc), self._source.topic, partition, study.first_offset
-        )
-        await self._outbox.send(
-            self._settings.dlq_topic,
-            study.uid.encode(),
-            value,
-            headers,
-            source_partition=partition,
-        )
 
     # ---- checkpoints -----------------------------------------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import zoneinfo
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -321,107 +319,7 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise _config_error(exc) from exc
-
-
-class SinkSettings(BaseSettings):
-    """The ``sink`` command's own STREAMER_* variables; its Kafka side reads Settings as well.
-
-    Kept apart from Settings, so the processor neither reads nor validates them; the README's sink
-    section lists exactly these (``sink_settings_table()``).
-    """
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
-    )
-
-    fhir_base_url: str | None = Field(
-        None,
-        description="Base URL of the FHIR server the Bundles are posted to (or `--fhir-base-url`).",
-    )
-    fhir_token: SecretStr | None = Field(
-        None, description="Bearer token sent with every request (never logged)."
-    )
-    fhir_username: str | None = Field(
-        None, description="User for HTTP basic auth (with STREAMER_FHIR_PASSWORD)."
-    )
-    fhir_password: SecretStr | None = Field(
-        None, description="Password for HTTP basic auth (never logged)."
-    )
-    fhir_ca_file: str | None = Field(
-        None,
-        description="PEM CA certificates the FHIR server's certificate must chain to (default: the system's).",
-    )
-    fhir_timeout_seconds: float = Field(
-        30.0, gt=0, description="Timeout of one request to the FHIR server (connect, send, answer)."
-    )
-    fhir_retry_initial_seconds: float = Field(
-        0.5, gt=0, description="First wait before retrying a POST (then doubled, with jitter)."
-    )
-    fhir_retry_max_seconds: float = Field(
-        30.0,
-        gt=0,
-        description="Longest wait between retries (a longer Retry-After from the server is honoured).",
-    )
-    sink_group_id: str | None = Field(
-        None, description="Consumer group of the sink (or `--group`); default '<group id>-sink'."
-    )
-    sink_dlq_topic: str = Field(
-        "fhir.bundles.dlq",
-        min_length=1,
-        description="Where Bundles the FHIR server rejects go, with its OperationOutcome.",
-    )
-
-    @field_validator(
-        "fhir_base_url",
-        "fhir_token",
-        "fhir_username",
-        "fhir_password",
-        "fhir_ca_file",
-        "sink_group_id",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("fhir_base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        scheme, sep, rest = value.partition("://")
-        if scheme.lower() not in ("http", "https") or not sep or not rest or " " in rest:
-            raise ValueError(f"not an http(s) URL: {value!r}")
-        return value
-
-    @field_validator("fhir_ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"no such file: {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_way_to_authenticate(self) -> SinkSettings:
-        if (self.fhir_username is None) != (self.fhir_password is None):
-            raise ValueError("fhir_username and fhir_password go together (HTTP basic auth)")
-        if self.fhir_token is not None and self.fhir_username is not None:
-            raise ValueError("set either fhir_token (bearer) or fhir_username/fhir_password")
-        return self
-
-    def group_for(self, settings: Settings) -> str:
-        """The sink's consumer group: STREAMER_SINK_GROUP_ID, else '<STREAMER_GROUP_ID>-sink'."""
-        return self.sink_group_id or f"{settings.group_id}-sink"
-
-
-def load_sink_settings(**overrides: object) -> SinkSettings:
-    """The sink's settings from the environment (plus overrides); errors name the variable."""
-    try:
-        return SinkSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise _config_error(exc) from exc
+        raise config_error(exc) from exc
 
 
 class _LogLevelOnly(BaseSettings):
@@ -439,62 +337,14 @@ def load_log_level(default: LogLevel) -> LogLevel:
     try:
         level = _LogLevelOnly().log_level
     except ValidationError as exc:
-        raise _config_error(exc) from exc
+        raise config_error(exc) from exc
     return default if level is None else level
 
 
-def _config_error(exc: ValidationError) -> ConfigError:
+def config_error(exc: ValidationError) -> ConfigError:
     problems = []
     for err in exc.errors():
         field = ".".join(str(part) for part in err["loc"])
         name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
         problems.append(f"{name}: {err['msg']}")
     return ConfigError("invalid settings: " + "; ".join(problems))
-
-
-# Variables read by tools outside Settings (tests, local brokers); not typos.
-_KNOWN_OTHER_VARS = frozenset(
-    {
-        "STREAMER_TEST_BROKER",
-        "STREAMER_CACHE_DIR",
-        "STREAMER_KAFKA_VERSION",
-        "STREAMER_KAFKA_JVM_OPTS",
-    }
-)
-
-
-def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[str]:
-    """STREAMER_* variables that match no setting (likely typos), so startup can warn about them.
-
-    ``environ`` defaults to the process environment.
-    """
-    environ = os.environ if environ is None else environ
-    names = (*Settings.model_fields, *SinkSettings.model_fields)
-    fields = {ENV_PREFIX + name.upper() for name in names}
-    return sorted(
-        key
-        for key in environ
-        if key.upper().startswith(ENV_PREFIX)
-        and key.upper() not in fields
-        and key.upper() not in _KNOWN_OTHER_VARS
-    )
-
-
-def settings_table() -> str:
-    """The README's settings table, made from the fields (a test keeps the README equal to it)."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = "(unset)" if field.default is None else field.default
-        if isinstance(default, bool):
-            default = str(default).lower()
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
-    return "\n".join(rows) + "\n"
-
-
-def sink_settings_table() -> str:
-    """The README's table of the sink's own settings (a test keeps the README equal to it)."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in SinkSettings.model_fields.items():
-        default = "(unset)" if field.default is None else field.default
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
-    return "\n".join(rows) + "\n"
