@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per partition
 # A checkpoint also runs when this much is staged, so memory stays bounded under load.
 _MAX_DIRTY_BYTES = 4 * 1024 * 1024
+# After closes a checkpoint follows at once, but not more often than this: while a backlog is read,
+# every poll closes studies, and a checkpoint per poll would spend the loop waiting on round trips.
+_MIN_CLOSE_CHECKPOINT_S = 0.2
 # After a checkpoint, freed heap memory is handed back to the system at most this often.
 _RELEASE_MEMORY_INTERVAL_S = 10.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane.
@@ -77,7 +80,7 @@ class Processor:
         self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._last_commit = clock()
+        self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_status = clock()
         self._last_release = clock()
         self._busy_since_release = False
@@ -120,7 +123,7 @@ class Processor:
             closed = await self._close_due()
             interval = self._settings.commit_interval_seconds
             if (
-                closed
+                (closed and self._clock() - self._last_commit >= _MIN_CLOSE_CHECKPOINT_S)
                 or self._clock() - self._last_commit >= interval
                 or self._partitions.dirty_bytes() >= _MAX_DIRTY_BYTES
             ):

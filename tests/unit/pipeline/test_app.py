@@ -282,8 +282,6 @@ async def test_changelog_of_an_uncommitted_checkpoint_is_skipped_and_repaired(
     put_study(source, clock, 1, 2, marker=False)
     proc, sink = make(source, clock, disk=disk)
     await started(proc)
-    await proc.step()
-    clock.advance(2)
 
     async def die(offsets: dict[int, int]) -> bool:
         raise RuntimeError("killed between changelog and commit")
