@@ -30,7 +30,10 @@ def build_study(
     slim_instances: Iterable[bytes], options: MappingOptions
 ) -> tuple[BundleResult, bytes]:
     """Decode held instances, build and validate the Bundle, serialize it (runs in a worker thread)."""
-    result = build_study_bundle([orjson.loads(raw) for raw in slim_instances], options)
+    # Held instances were slimmed (and so cleaned) when their record was decoded.
+    result = build_study_bundle(
+        [orjson.loads(raw) for raw in slim_instances], options, cleaned=True
+    )
     return result, bundle_json(result)
 
 

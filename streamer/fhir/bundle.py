@@ -52,7 +52,9 @@ class _StudyParts:
     instance_count: int
 
 
-def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) -> StudyContext:
+def _context(
+    instances: Sequence[Mapping[str, Any]], options: MappingOptions, *, cleaned: bool = False
+) -> StudyContext:
     if not instances:
         raise ValueError("build_study_bundle needs at least one instance")
     warnings = Warnings()
@@ -72,7 +74,8 @@ def _context(instances: Sequence[Mapping[str, Any]], options: MappingOptions) ->
         if key.sop_uid in by_sop:
             warnings.add(f"duplicate SOPInstanceUID {key.sop_uid}: the last one is used")
             del by_sop[key.sop_uid]
-        readable = readable_instance(ds, found)
+        # Instances the stream processor slimmed itself are clean already; a copy is enough.
+        readable = dict(ds) if cleaned else readable_instance(ds, found)
         if found:
             warnings.extend(found)
             found.clear()
@@ -101,8 +104,10 @@ def _slim_first(ds: Mapping[str, Any], readable: dict[str, Any]) -> dict[str, An
     return slim
 
 
-def _study_parts(instances: Sequence[Mapping[str, Any]], options: MappingOptions) -> _StudyParts:
-    ctx = _context(instances, options)
+def _study_parts(
+    instances: Sequence[Mapping[str, Any]], options: MappingOptions, *, cleaned: bool = False
+) -> _StudyParts:
+    ctx = _context(instances, options, cleaned=cleaned)
     pid, pkey = patient_id(ctx)
     patient = build_patient(ctx, pid, pkey)
     subject = ids.reference(patient)
@@ -191,7 +196,7 @@ def _finish(parts: list[_StudyParts]) -> BundleResult:
 
 
 def build_study_bundle(
-    instances: Sequence[Mapping[str, Any]], options: MappingOptions
+    instances: Sequence[Mapping[str, Any]], options: MappingOptions, *, cleaned: bool = False
 ) -> BundleResult:
     """One study's instances (full or slim DICOM JSON) -> a validated transaction Bundle.
 
@@ -200,8 +205,11 @@ def build_study_bundle(
     those ``slim_instance`` gave then). Raises ValueError for no instances or instances of several studies,
     InvalidInstanceError for an instance without usable UIDs, MappingError when no valid Bundle can be made,
     ConfigError for a bad time zone.
+
+    ``cleaned=True`` says every instance is already what ``slim_instance`` made of it (the stream
+    processor's held instances): they are not cleaned a second time.
     """
-    return _finish([_study_parts(instances, options)])
+    return _finish([_study_parts(instances, options, cleaned=cleaned)])
 
 
 def group_by_study(instances: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -265,3 +265,24 @@ def test_bundle_id_is_per_study() -> None:
     )  # a re-publication keeps its id
     other = build_study_bundle(_study("1.2.3.999", n=2), OPTS).bundle["id"]
     assert other != same
+
+
+def test_instances_slimmed_before_map_the_same_without_a_second_cleaning() -> None:
+    """The stream processor maps its held slim instances with ``cleaned=True``: same Bundle, same warnings."""
+    import orjson
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    from streamer.dicom.instance import slim_instance
+    from streamer.fhir import MappingOptions, build_study_bundle
+
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        path = get_testdata_file(name)
+        assert path is not None
+        slim = slim_instance(dcmread(path, stop_before_pixels=True).to_json_dict())
+        held = [orjson.loads(orjson.dumps(slim))]
+        for options in (MappingOptions(), MappingOptions(profile="mii", add_instances=True)):
+            plain = build_study_bundle(held, options)
+            fast = build_study_bundle(held, options, cleaned=True)
+            assert fast.bundle == plain.bundle
+            assert fast.warnings == plain.warnings
