@@ -507,6 +507,13 @@ async def test_nothing_is_committed_until_the_server_takes_the_bundles(
     ).start()
     try:
         await second.wait_for("records_consumed", len(records))
+        # The last record may be consumed while its POST is still in flight: wait for its outcome.
+        for _ in range(300):  # at most 60 s
+            if second.counter("bundles_posted") + second.counter("bundles_rejected") >= len(
+                records
+            ):
+                break
+            await asyncio.sleep(0.2)
         assert second.counter("bundles_posted") + second.counter("bundles_rejected") == len(records)
         ends: dict[int, int] = {}
         for record in records:
