@@ -136,22 +136,27 @@ class KafkaSource:
         return None if offset is None or offset < 0 else int(offset)
 
     async def commit(self, offsets: dict[int, int]) -> bool:
-        if not offsets:
-            return True
-        try:
-            await self._consumer.commit(
-                {TopicPartition(self.topic, p): off for p, off in offsets.items()}
-            )
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced: the new owner rebuilds from the last good commit. Not fatal.
-            log.warning("commit skipped after rebalance: %s", exc)
-            return False
-        except KafkaError as exc:
-            if getattr(exc, "retriable", False):
-                log.warning("commit failed (retriable), will retry next round: %s", exc)
-                return False
-            raise
-        return True
+        return await commit_offsets(self._consumer, self.topic, offsets)
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+
+async def commit_offsets(consumer: AIOKafkaConsumer, topic: str, offsets: dict[int, int]) -> bool:
+    """Commit ``partition -> next offset`` of a group consumer; False when a rebalance took them.
+
+    The group rebalanced: the new owner goes on from the last good commit. Not fatal.
+    """
+    if not offsets:
+        return True
+    try:
+        await consumer.commit({TopicPartition(topic, p): off for p, off in offsets.items()})
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning("commit skipped after rebalance: %s", exc)
+        return False
+    except KafkaError as exc:
+        if getattr(exc, "retriable", False):
+            log.warning("commit failed (retriable), will retry next round: %s", exc)
+            return False
+        raise
+    return True

@@ -18,14 +18,13 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
     KafkaError,
     TopicAlreadyExistsError,
 )
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
+from streamer.kafka.consumer import commit_offsets
 from streamer.kafka.producer import producer_kwargs, translate_send_error
 from streamer.kafka.security import client_kwargs, start_client
 from streamer.ports import Headers, InputRecord, RebalanceCallback
@@ -117,21 +116,7 @@ class BundleConsumer:
 
     async def commit(self, offsets: dict[int, int]) -> bool:
         """Commit ``partition -> next offset``; False when a rebalance took the partitions."""
-        if not offsets:
-            return True
-        try:
-            await self._consumer.commit(
-                {TopicPartition(self.topic, p): off for p, off in offsets.items()}
-            )
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("commit skipped after rebalance: %s", exc)
-            return False
-        except KafkaError as exc:
-            if getattr(exc, "retriable", False):
-                log.warning("commit failed (retriable), will retry: %s", exc)
-                return False
-            raise
-        return True
+        return await commit_offsets(self._consumer, self.topic, offsets)
 
     async def stop(self) -> None:
         await self._consumer.stop()
