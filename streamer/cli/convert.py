@@ -5,6 +5,10 @@ without a usable instance are skipped and counted. For every study one R4B trans
 written to ``OUTDIR/<StudyInstanceUID>.json`` (UIDs are digits and dots, and not patient data; a UID that is not
 a valid UID gives ``study-<sha256 prefix>.json`` instead). An existing file of that name is replaced.
 
+The mapping options come from the same STREAMER_* variables as the processor's (STREAMER_DICOM_TIMEZONE,
+STREAMER_ADD_INSTANCES, STREAMER_ADD_VITAL_SIGNS, STREAMER_PROFILE, STREAMER_WADO_BASE_URL); a flag overrides
+its variable. The other STREAMER_* variables (broker, state, ...) are not read.
+
 The last line on stdout is a summary, e.g.
 ``studies=3 instances=17 skipped_files=2 warnings=0 failed_studies=0``; ``-v`` adds the skip reasons on stderr.
 While it runs, a progress bar (files read, then studies written) goes to stderr when that is a terminal, unless
@@ -12,7 +16,7 @@ While it runs, a progress bar (files read, then studies written) goes to stderr 
 
 Exit status: 0 when at least one study was written and none failed; 1 when nothing could be converted or a study
 could not be mapped (the others are still written); 2 for a usage error (bad option or config value, missing
-PATH).
+PATH, or a STREAMER_* mapping variable with a bad value).
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ import orjson
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from streamer.config import load_mapping_options, unknown_env_vars
 from streamer.dicom.files import list_files
 from streamer.errors import ConfigError, InvalidMessageError
 from streamer.fhir import BundleResult
+from streamer.fhir.options import MappingOptions
 from streamer.library import ConversionReport, parse_config
 from streamer.library.collect import collect_files, roots
 from streamer.library.mapping import iter_results
@@ -46,10 +52,19 @@ def _err(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+_EPILOG = """\
+The mapping options default to the processor's STREAMER_* variables: STREAMER_DICOM_TIMEZONE,
+STREAMER_ADD_INSTANCES, STREAMER_ADD_VITAL_SIGNS, STREAMER_PROFILE and STREAMER_WADO_BASE_URL; a flag
+overrides its variable (an empty --timezone or --wado-base-url unsets it). Other STREAMER_* variables
+are ignored."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamer convert",
         description="Convert DICOM files to FHIR R4B transaction Bundles, one JSON file per study.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM file or directory (recursive)")
     p.add_argument(
@@ -61,19 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timezone",
         metavar="ZONE",
-        help="IANA zone for DICOM dates/times without TimezoneOffsetFromUTC, e.g. Europe/Berlin",
+        help="IANA zone for DICOM dates/times without TimezoneOffsetFromUTC, e.g. Europe/Berlin "
+        "(default: STREAMER_DICOM_TIMEZONE)",
     )
     p.add_argument(
-        "--add-instances", action="store_true", help="list every instance in ImagingStudy.series"
+        "--add-instances",
+        action=argparse.BooleanOptionalAction,
+        help="list every instance in ImagingStudy.series (default: STREAMER_ADD_INSTANCES, false)",
     )
     p.add_argument(
-        "--no-vital-signs",
-        action="store_true",
-        help="do not emit body weight / height Observations",
+        "--vital-signs",
+        action=argparse.BooleanOptionalAction,
+        help="emit body weight / height Observations (default: STREAMER_ADD_VITAL_SIGNS, true)",
     )
-    p.add_argument("--profile", choices=("core", "mii"), default="core", help="FHIR profile set")
     p.add_argument(
-        "--wado-base-url", metavar="URL", help="DICOMweb WADO-RS base URL (adds an Endpoint)"
+        "--profile",
+        choices=("core", "mii"),
+        help="FHIR profile set (default: STREAMER_PROFILE, core)",
+    )
+    p.add_argument(
+        "--wado-base-url",
+        metavar="URL",
+        help="DICOMweb WADO-RS base URL, adds an Endpoint (default: STREAMER_WADO_BASE_URL)",
     )
     p.add_argument(
         "--strict",
@@ -88,15 +112,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
+def _text(flag: str | None, setting: str | None) -> str | None:
+    """A flag given (even empty: "unset") wins over the variable."""
+    if flag is None:
+        return setting
+    return flag.strip() or None
+
+
+def _config(args: argparse.Namespace, env: MappingOptions) -> dict[str, Any]:
+    """The library config: the STREAMER_* mapping settings, overridden by the flags given."""
+    add_instances = env.add_instances if args.add_instances is None else args.add_instances
+    vital_signs = env.add_vital_signs if args.vital_signs is None else args.vital_signs
     return {
-        "dicom_timezone": args.timezone,
+        "dicom_timezone": _text(args.timezone, env.dicom_timezone),
         "generator": {
-            "imaging_study": {"add_instances": bool(args.add_instances)},
-            "observation": {"add_vital_signs": not args.no_vital_signs},
+            "imaging_study": {"add_instances": add_instances},
+            "observation": {"add_vital_signs": vital_signs},
         },
-        "profile": args.profile,
-        "wado_base_url": args.wado_base_url,
+        "profile": env.profile if args.profile is None else args.profile,
+        "wado_base_url": _text(args.wado_base_url, env.wado_base_url),
         "directory_parser": {"skip_invalid_files": not args.strict},
     }
 
@@ -188,12 +222,14 @@ def main(argv: Sequence[str]) -> int:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
         return int(exc.code) if isinstance(exc.code, int) else 2
+    for name in unknown_env_vars():  # a typo would otherwise be silently ignored
+        _err(f"streamer convert: unknown setting ignored: {name}")
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         _err(f"streamer convert: no such file or directory: {', '.join(missing)}")
         return 2
-    config = _config(args)
     try:
+        config = _config(args, load_mapping_options())
         parse_config(config)  # a bad value is a usage error, before anything is read or written
     except ConfigError as exc:
         _err(f"streamer convert: {exc}")

@@ -6,8 +6,10 @@ This package is the only place that reads the environment (``devbroker/``, ``dev
 from streamer.config.settings import (
     ENV_PREFIX,
     LogLevel,
+    MappingSettings,
     Settings,
     load_log_level,
+    load_mapping_options,
     load_settings,
 )
 from streamer.config.sink import SinkSettings, load_sink_settings
@@ -16,9 +18,11 @@ from streamer.config.variables import settings_table, sink_settings_table, unkno
 __all__ = [
     "ENV_PREFIX",
     "LogLevel",
+    "MappingSettings",
     "Settings",
     "SinkSettings",
     "load_log_level",
+    "load_mapping_options",
     "load_settings",
     "load_sink_settings",
     "settings_table",

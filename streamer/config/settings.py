@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -37,13 +37,82 @@ SaslMechanism = Annotated[
     BeforeValidator(lambda value: value.strip().upper() if isinstance(value, str) else value),
 ]
 
+_ENV_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
+)
+
+
+def _blank_is_none(value: object) -> object:
+    """An empty or blank variable (``STREAMER_X=`` in a compose file) means unset."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _known_zone(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _http_url(value: str | None) -> str | None:
+    # The library's config refuses anything else too: an Endpoint needs an address it can use.
+    if value is not None and (not value.startswith(("http://", "https://")) or " " in value):
+        raise ValueError(
+            f"must be an http(s) URL such as 'https://pacs.example/dicomweb', not {value!r}"
+        )
+    return value
+
+
+# The mapping settings: declared once, used by Settings (the processor) and MappingSettings (convert).
+_DICOM_TIMEZONE: Any = Field(
+    None,
+    description="IANA zone for DICOM dates/times without TimezoneOffsetFromUTC (0008,0201).",
+)
+_ADD_INSTANCES: Any = Field(False, description="Emit ImagingStudy.series.instance entries.")
+_ADD_VITAL_SIGNS: Any = Field(True, description="Emit body weight/height Observations.")
+_PROFILE: Any = Field("core", description="'mii' adds the MII-KDS Bildgebung profiles.")
+_WADO_BASE_URL: Any = Field(
+    None, description="DICOMweb WADO-RS base URL; adds an Endpoint resource."
+)
+
+
+class MappingSettings(BaseSettings):
+    """The mapping settings alone, for ``convert``: the broker's, the state's and the rest are not read."""
+
+    model_config = _ENV_CONFIG
+
+    dicom_timezone: str | None = _DICOM_TIMEZONE
+    add_instances: bool = _ADD_INSTANCES
+    add_vital_signs: bool = _ADD_VITAL_SIGNS
+    profile: Literal["core", "mii"] = _PROFILE
+    wado_base_url: str | None = _WADO_BASE_URL
+
+    @field_validator("dicom_timezone", "wado_base_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return _blank_is_none(value)
+
+    @field_validator("dicom_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
+
+    @field_validator("wado_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    def mapping_options(self) -> MappingOptions:
+        """The options every mapper reads."""
+        return _mapping_options(self)
+
 
 class Settings(BaseSettings):
     """Every field is one STREAMER_<NAME> variable; the README table lists exactly these."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
-    )
+    model_config = _ENV_CONFIG
 
     bootstrap_servers: str = Field(
         "localhost:9092",
@@ -124,18 +193,11 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(
         5.0, gt=0, description="Offsets are committed at least this often (and after publishing)."
     )
-    dicom_timezone: str | None = Field(
-        None,
-        description="IANA zone for DICOM dates/times without TimezoneOffsetFromUTC (0008,0201).",
-    )
-    add_instances: bool = Field(False, description="Emit ImagingStudy.series.instance entries.")
-    add_vital_signs: bool = Field(True, description="Emit body weight/height Observations.")
-    profile: Literal["core", "mii"] = Field(
-        "core", description="'mii' adds the MII-KDS Bildgebung profiles."
-    )
-    wado_base_url: str | None = Field(
-        None, description="DICOMweb WADO-RS base URL; adds an Endpoint resource."
-    )
+    dicom_timezone: str | None = _DICOM_TIMEZONE
+    add_instances: bool = _ADD_INSTANCES
+    add_vital_signs: bool = _ADD_VITAL_SIGNS
+    profile: Literal["core", "mii"] = _PROFILE
+    wado_base_url: str | None = _WADO_BASE_URL
     create_topics: bool = Field(
         True,
         description="Create missing topics at startup; when false, missing topics are an error.",
@@ -225,7 +287,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+        return _blank_is_none(value)
 
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
     @classmethod
@@ -236,13 +298,13 @@ class Settings(BaseSettings):
 
     @field_validator("dicom_timezone")
     @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
+    def _zone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
+
+    @field_validator("wado_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
 
     @property
     def changelog(self) -> str:
@@ -305,13 +367,7 @@ class Settings(BaseSettings):
 
     def mapping_options(self) -> MappingOptions:
         """The mapping part of the settings."""
-        return MappingOptions(
-            dicom_timezone=self.dicom_timezone,
-            add_instances=self.add_instances,
-            add_vital_signs=self.add_vital_signs,
-            profile=self.profile,
-            wado_base_url=self.wado_base_url,
-        )
+        return _mapping_options(self)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -322,12 +378,31 @@ def load_settings(**overrides: object) -> Settings:
         raise config_error(exc) from exc
 
 
+def _mapping_options(settings: MappingSettings | Settings) -> MappingOptions:
+    return MappingOptions(
+        dicom_timezone=settings.dicom_timezone,
+        add_instances=settings.add_instances,
+        add_vital_signs=settings.add_vital_signs,
+        profile=settings.profile,
+        wado_base_url=settings.wado_base_url,
+    )
+
+
+def load_mapping_options() -> MappingOptions:
+    """The STREAMER_* mapping settings alone (what ``convert`` reads); the others are not looked at.
+
+    A bad value raises ConfigError naming the variable, as :func:`load_settings` does.
+    """
+    try:
+        return MappingSettings().mapping_options()
+    except ValidationError as exc:
+        raise config_error(exc) from exc
+
+
 class _LogLevelOnly(BaseSettings):
     """STREAMER_LOG_LEVEL alone, for the commands that do not need (or validate) the rest."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", case_sensitive=False
-    )
+    model_config = _ENV_CONFIG
 
     log_level: LogLevel | None = None
 

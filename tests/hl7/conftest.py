@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import warnings
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import pydicom.data
 import pytest
 
 from streamer.library import ConversionReport, convert_directory
+from tests.dicom_files import PYDICOM_DIR, corpus_files, pydicom_data_dir
 from tests.hl7.validator import (
     Issue,
     Validator,
@@ -31,10 +30,11 @@ from tests.hl7.validator import (
 )
 
 GOLDEN = Path(__file__).parents[1] / "unit" / "fhir" / "golden"
-PYDICOM_FILES = sorted(f for f in pydicom.data.get_testdata_files() if os.path.isfile(f))
-PYDICOM_BASE = os.path.commonpath(PYDICOM_FILES)
-PYDICOM_NAMES = {f: os.path.relpath(f, PYDICOM_BASE) for f in PYDICOM_FILES}
-# The library's configurations (README "Library API") the pydicom corpus is converted with.
+# The real files (pydicom's test files and pydicom-data's), each converted alone, and their folders, each
+# converted whole (one Bundle per study).
+FILES = corpus_files()
+FOLDERS = {"pydicom": PYDICOM_DIR, "pydicom-data": pydicom_data_dir()}
+# The library's configurations (README "Library API") the corpus is converted with.
 MODES: dict[str, dict[str, Any]] = {
     "defaults": {"dicom_timezone": "Europe/Berlin"},
     "instances+wado": {
@@ -72,26 +72,27 @@ def _golden(corpus: Corpus) -> None:
         corpus.add("golden", path.stem, orjson.loads(path.read_bytes())["bundle"])
 
 
-async def _pydicom(corpus: Corpus) -> None:
-    """Per mode: the whole test-file directory (one Bundle per study), then each file alone."""
+async def _real_files(corpus: Corpus) -> None:
+    """Per mode: each folder whole (one Bundle per study), then each file alone."""
     for mode, config in MODES.items():
-        report: ConversionReport = await convert_directory(PYDICOM_BASE, config)
-        assert not report.failed_studies, (mode, report.failed_studies)
-        for result in report.results:
-            corpus.add(mode, f"directory, study {result.study_uid}", result.bundle)
-        for path in PYDICOM_FILES:
-            for result in (await convert_directory(path, config)).results:
-                corpus.add(mode, PYDICOM_NAMES[path], result.bundle)
+        for folder, path in FOLDERS.items():
+            report: ConversionReport = await convert_directory(path, config)
+            assert not report.failed_studies, (mode, folder, report.failed_studies)
+            for result in report.results:
+                corpus.add(mode, f"{folder} folder, study {result.study_uid}", result.bundle)
+        for file in FILES:
+            for result in (await convert_directory(file.path, config)).results:
+                corpus.add(mode, file.name, result.bundle)
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Corpus:
-    """The golden Bundles and every Bundle the library makes from pydicom's test files in each mode."""
+    """The golden Bundles and every Bundle the library makes from the real files in each mode."""
     c = Corpus()
     _golden(c)
     with warnings.catch_warnings():  # pydicom's complaints about its own odd test files
         warnings.simplefilter("ignore", UserWarning)
-        _run(_pydicom(c))
+        _run(_real_files(c))
     return c
 
 

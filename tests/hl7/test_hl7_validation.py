@@ -1,7 +1,7 @@
 """Conformance you can prove: the HL7 FHIR R4B validator (HAPI FHIR 8.8.1, offline) on our Bundles.
 
-Every golden Bundle and every Bundle the library makes from pydicom's test files (defaults; instances + WADO
-Endpoint; MII profile) must give **0 errors** (severity error or fatal). Warnings and information are allowed
+Every golden Bundle and every Bundle the library makes from the real files (pydicom's test files and
+pydicom-data's, tests/dicom_files.py; defaults; instances + WADO Endpoint; MII profile) must give **0 errors** (severity error or fatal). Warnings and information are allowed
 only in kinds listed in ``known_warnings.txt`` (looked at one by one); a new kind fails
 ``test_every_warning_kind_is_known`` until it is looked at and added. Run with ``-s`` to see the figures.
 
@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.hl7.conftest import MODES, Corpus
+from tests.dicom_files import PYDICOM_DATA_PREFIX
+from tests.hl7.conftest import FOLDERS, MODES, Corpus
 from tests.hl7.consistency import consistency_problems
 from tests.hl7.validator import (
     HAPI_VERSION,
@@ -71,7 +72,14 @@ def test_pydicom_bundles_have_no_errors(
     mode: str, corpus: Corpus, hl7_results: Mapping[str, list[Issue]]
 ) -> None:
     labels = corpus.groups[mode]
-    assert len(labels) >= 148 + 31  # every convertible file alone + every study of the directory
+    studies = Counter(
+        folder for folder in FOLDERS for label in labels if f": {folder} folder, study " in label
+    )
+    alone = [label.split(": ", 1)[1] for label in labels if " folder, study " not in label]
+    extra = [name for name in alone if name.startswith(PYDICOM_DATA_PREFIX)]
+    # every convertible file alone, and every study of each folder (pydicom's, pydicom-data's)
+    assert len(alone) - len(extra) >= 148 and len(extra) >= 60
+    assert studies["pydicom"] >= 31 and studies["pydicom-data"] >= 20
     assert not _errors(hl7_results, corpus, labels)
 
 

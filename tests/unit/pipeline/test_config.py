@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 
 from streamer.config import (
+    MappingSettings,
     Settings,
     SinkSettings,
+    load_mapping_options,
     load_settings,
     settings_table,
     unknown_env_vars,
@@ -53,6 +55,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STREAMER_ADD_VITAL_SIGNS", "perhaps"),
         ("STREAMER_TOPIC_PARTITIONS", "0"),
         ("STREAMER_PROFILE", "fancy"),
+        ("STREAMER_WADO_BASE_URL", "pacs.example/dicomweb"),
         ("STREAMER_LOG_LEVEL", "LOUD"),
     ],
 )
@@ -87,3 +90,52 @@ def test_readme_settings_table_lists_exactly_the_settings() -> None:
     assert documented == expected
     # Defaults and meanings too: the table is the one settings_table() makes from the fields.
     assert settings_table() in README.read_text()
+
+
+def test_mapping_settings_are_the_processors_own() -> None:
+    # convert reads these; same variables, defaults, meanings and checks as the processor.
+    for name, field in MappingSettings.model_fields.items():
+        mine = Settings.model_fields[name]
+        assert (field.annotation, field.default, field.description) == (
+            mine.annotation,
+            mine.default,
+            mine.description,
+        )
+    assert set(MappingSettings.model_fields) == {
+        "dicom_timezone",
+        "add_instances",
+        "add_vital_signs",
+        "profile",
+        "wado_base_url",
+    }
+
+
+def test_mapping_options_alone_skip_the_other_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMER_PROFILE", "mii")
+    monkeypatch.setenv("STREAMER_WADO_BASE_URL", " ")  # blank: unset, as for the processor
+    monkeypatch.setenv("STREAMER_SESSION_TIMEOUT_MS", "soon")  # not a mapping setting
+    options = load_mapping_options()
+    assert (options.profile, options.wado_base_url) == ("mii", None)
+    with pytest.raises(ConfigError, match="STREAMER_SESSION_TIMEOUT_MS"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STREAMER_DICOM_TIMEZONE", "Mars/Base"),
+        ("STREAMER_ADD_INSTANCES", "perhaps"),
+        ("STREAMER_PROFILE", "fancy"),
+        ("STREAMER_WADO_BASE_URL", "ftp://pacs.example"),
+    ],
+)
+def test_bad_mapping_setting_is_the_same_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as alone:
+        load_mapping_options()
+    with pytest.raises(ConfigError) as full:
+        load_settings()
+    assert str(alone.value) == str(full.value)
+    assert str(alone.value).startswith(f"invalid settings: {variable}: ")
