@@ -9,9 +9,11 @@ the warm-up (one untimed conversion of the first study) are outside the timed re
 
 Two modes:
 
-* ``--serve`` (what run.py uses): a line protocol on stdin/stdout, one JSON reply per command, so run.py
-  can alternate the two sides pass by pass. Commands: ``load KEY SEED``, ``warmup KEY``, ``pass KEY``,
-  ``sample KEY DIR``, ``memory SEED``, ``info``, ``quit``.
+* ``--serve`` (what run.py and library.py use): a line protocol on stdin/stdout, one JSON reply per
+  command, so the caller can alternate the two sides pass by pass. Commands: ``load KEY SEED``,
+  ``warmup KEY``, ``pass KEY``, ``sample KEY DIR``, ``memory SEED``, ``info``, ``quit``, and for the
+  library benchmark ``path KEY NAME warm|pass [DIR]``: one of the side's named ``paths`` (one call per
+  study) over the loaded workload, or over the study directories under DIR (written by library.py).
 * standalone: ``python bench/<side>_driver.py [--repeat N] [--scenarios a,b]`` times the scenarios in
   this process alone and prints one JSON document.
 """
@@ -28,8 +30,8 @@ import sys
 import time
 import traceback
 import tracemalloc
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,6 +48,8 @@ class Side:
     write_sample: Callable[[list[workload.Study], bool, Path], None]
     memory: Callable[[int], dict[str, float]]  # workload seed -> retained bytes per instance
     profile: str
+    # library.py: name -> (studies, or one directory per study; add_instances) -> output bytes
+    paths: Mapping[str, Callable[[list[Any], bool], int]] = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,6 +151,23 @@ def serve(side: Side, proto: TextIO) -> None:
                 path = Path(arg[1]) / f"sample-{side.name}-{sc.key}.json"
                 side.write_sample(loaded[arg[0]], sc.add_instances, path)
                 reply = {"path": str(path)}
+            elif cmd == "path":
+                key, name, mode, *where = arg
+                items: list[Any] = (
+                    sorted(p for p in Path(where[0]).iterdir() if p.is_dir())
+                    if where
+                    else loaded[key]
+                )
+                convert = side.paths[name]
+                add = workload.SCENARIOS[key].add_instances
+                if mode == "warm":
+                    convert(items[:1], add)
+                    reply = {}
+                else:
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    nbytes = convert(items, add)
+                    reply = {"time_s": time.perf_counter() - t0, "json_bytes": nbytes}
             elif cmd == "memory":
                 reply = side.memory(int(arg[0]))
             else:

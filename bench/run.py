@@ -7,7 +7,8 @@ seed venv's python and bench/streamer_driver.py with the project venv's python, 
 generates the same deterministic workload (bench/workload.py) in each (the run stops if the two
 fingerprints differ) and times the two sides pass by pass, alternating, so that load from elsewhere on
 the machine hits both alike. Prints a Markdown table and writes it to
-bench/results/latest.md, with the raw numbers in bench/results/latest.json.
+bench/results/latest.md, with the raw numbers in bench/results/latest.json. Then runs bench/library.py
+(the library API vs the seed; ``--no-library`` skips it), so ``make bench`` is one command for both.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def _machine() -> dict[str, Any]:
 class Driver:
     """One side's driver process in ``--serve`` mode; ``ask`` sends a command and returns the reply."""
 
-    def __init__(self, python: Path, script: str, side: str, extra: list[str]) -> None:
+    def __init__(
+        self, python: Path, script: str, side: str, extra: list[str], log_name: str | None = None
+    ) -> None:
         cmd = [str(python), str(BENCH / script), "--serve", *extra]
         print(f"starting {side}: {' '.join(cmd)}", file=sys.stderr, flush=True)
         self.side = side
-        self.stderr_path = RESULTS / f"{side}.stderr.txt"
+        self.stderr_path = RESULTS / f"{log_name or side}.stderr.txt"
         self._stderr = self.stderr_path.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
             cmd,
@@ -97,9 +100,23 @@ class Driver:
 
     def close(self) -> None:
         if self.proc.poll() is None and self.proc.stdin is not None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, ValueError):  # already gone or closed
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+    def kill(self) -> None:
+        """On failure or Ctrl-C: stop this driver process (only this one) without asking."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self._stderr.close()
 
 
@@ -223,6 +240,11 @@ def main() -> None:
         default="core",
         help="streamer's MappingOptions.profile",
     )
+    p.add_argument(
+        "--no-library",
+        action="store_true",
+        help="skip bench/library.py (the library API vs the seed), which runs after the core bench",
+    )
     args = p.parse_args()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -236,6 +258,9 @@ def main() -> None:
     (RESULTS / "latest.md").write_text(table, encoding="utf-8")
     raw = {"machine": machine, "seed": seed, "streamer": ours, "wall_s": time.monotonic() - t0}
     (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    if not args.no_library:  # `make bench` is one command for both
+        library = [str(_project_python()), str(BENCH / "library.py"), "--repeat", str(args.repeat)]
+        subprocess.run([*library, "--profile", args.profile], check=True)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,33 @@ def convert_all(studies: list[workload.Study], add_instances: bool) -> int:
     return asyncio.run(_convert_all(studies, add_instances))
 
 
+def _gen_model(studies: list[workload.Study], add_instances: bool) -> int:
+    """library.py's ``gen``: the Bundle only (no JSON), for a like-for-like view of from_generator."""
+
+    async def run() -> int:
+        for study in studies:
+            await dicom2fhir.from_generator(_agen(study), _config(add_instances))
+        return 0
+
+    return asyncio.run(run())
+
+
+def _dir_dump(dirs: list[Path], add_instances: bool) -> int:
+    """library.py's ``dir_dump``: ``from_directory`` on one study directory per call, then JSON."""
+
+    async def run() -> int:
+        size = 0
+        for d in dirs:
+            bundle = await dicom2fhir.from_directory(str(d), _config(add_instances))
+            size += len(bundle.model_dump_json().encode())
+        return size
+
+    return asyncio.run(run())
+
+
+PATHS = {"gen_dump": convert_all, "gen": _gen_model, "dir_dump": _dir_dump}
+
+
 def write_sample(studies: list[workload.Study], add_instances: bool, path: Path) -> None:
     async def one() -> str:
         bundle = await dicom2fhir.from_generator(_agen(studies[0]), _config(add_instances))
@@ -86,7 +113,7 @@ def main() -> None:
     args = harness.parse_args()
     versions = {p: md.version(p) for p in ("dicom2fhir", "fhir.resources", "fhir_core", "pydantic")}
     side = harness.Side(
-        "seed", versions, convert_all, write_sample, memory, "seed default (MII extensions)"
+        "seed", versions, convert_all, write_sample, memory, "seed default (MII extensions)", PATHS
     )
     harness.main(side, args)
 

@@ -2,14 +2,18 @@
 
 Each study is one ``build_study_bundle(instances, MappingOptions(...))`` call, which builds and validates
 the Bundle (see README "What is measured"), and each result is serialised with ``bundle_json(result)``
-(bytes). Imports and workload generation happen before timing (see harness.py).
+(bytes). Imports and workload generation happen before timing (see harness.py). ``PATHS`` are the library
+calls bench/library.py times (``from_generator``, ``from_generator_json``, ``from_directory``, ...).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata as md
 import sys
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the working tree's streamer
@@ -21,6 +25,12 @@ import workload
 import streamer
 from streamer.dicom.instance import slim_instance
 from streamer.fhir import MappingOptions, build_study_bundle, bundle_json
+from streamer.library import (
+    from_directory,
+    from_directory_json,
+    from_generator,
+    from_generator_json,
+)
 
 BENCH = Path(__file__).resolve().parent
 
@@ -49,6 +59,60 @@ def convert_all(studies: list[workload.Study], add_instances: bool) -> int:
     return size
 
 
+LibraryPath = Callable[
+    [list[Any], bool], int
+]  # harness.Side.paths: (studies or dirs, add_instances) -> bytes
+
+
+def _config(add_instances: bool) -> dict[str, Any]:
+    """The seed driver's config (library.py): the same keys, read by streamer's seed-compatible parser."""
+    return {
+        "dicom_timezone": "Europe/Berlin",
+        "generator": {
+            "imaging_study": {"add_instances": add_instances},
+            "observation": {"add_vital_signs": True},
+        },
+        "profile": PROFILE,
+    }
+
+
+async def _agen(study: workload.Study) -> AsyncGenerator[dict[str, Any], None]:
+    for inst in study:
+        yield inst
+
+
+def _library_path(call: Callable[[Any, dict[str, Any]], Awaitable[Any]], out: str) -> LibraryPath:
+    """One library call per study (an async generator of its dicts, or its directory), one event loop per
+    pass as on the seed side; ``out``: what is done with the result ("model", "dump" or "bytes")."""
+
+    def convert(items: list[Any], add_instances: bool) -> int:
+        async def run() -> int:
+            size = 0
+            for item in items:
+                source = item if isinstance(item, Path) else _agen(item)
+                result = await call(source, _config(add_instances))
+                if out == "dump":
+                    size += len(result.model_dump_json().encode())
+                elif out == "bytes":
+                    size += len(result)
+            return size
+
+        return asyncio.run(run())
+
+    return convert
+
+
+PATHS: dict[str, LibraryPath] = {
+    "core": convert_all,
+    "gen": _library_path(from_generator, "model"),
+    "gen_dump": _library_path(from_generator, "dump"),
+    "gen_json": _library_path(from_generator_json, "bytes"),
+    "dir": _library_path(from_directory, "model"),
+    "dir_dump": _library_path(from_directory, "dump"),
+    "dir_json": _library_path(from_directory_json, "bytes"),
+}
+
+
 def write_sample(studies: list[workload.Study], add_instances: bool, path: Path) -> None:
     raw = bundle_json(build_study_bundle(studies[0], _options(add_instances)))
     path.write_bytes(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2))
@@ -71,7 +135,9 @@ def main() -> None:
     PROFILE = args.profile
     versions = {p: _version(p) for p in ("fhir.resources", "pydantic", "orjson")}
     versions["streamer"] = f"{getattr(streamer, '__version__', '?')} (working tree {BENCH.parent})"
-    side = harness.Side("streamer", versions, convert_all, write_sample, memory, args.profile)
+    side = harness.Side(
+        "streamer", versions, convert_all, write_sample, memory, args.profile, PATHS
+    )
     harness.main(side, args)
 
 

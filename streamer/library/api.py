@@ -7,7 +7,12 @@ The seed library's two coroutines keep their names and call shape::
 
 Both return one validated ``fhir.resources.R4B.bundle.Bundle`` (a pydantic model, as the seed did) holding every
 study of the input: each study has its own ImagingStudy, nothing is merged across studies, and a Patient shared by
-several studies appears once. To get one Bundle per study, iterate::
+several studies appears once. The model is built from the already validated Bundle dict without validating it a
+second time (:mod:`streamer.fhir.model`; the same model tree ``Bundle.model_validate`` gives). When the JSON is
+what you need, :func:`from_generator_json` / :func:`from_directory_json` return that same Bundle as compact JSON
+bytes (orjson) without building the model at all -- several times faster than ``bundle.model_dump_json()``,
+whose cost is fhir.resources' recursive serializer (same content; key order as built). To get one Bundle per
+study, iterate::
 
     async for bundle in iter_bundles_from_directory(path, config): ...
     async for bundle in iter_bundles_from_generator(instances, config): ...
@@ -37,16 +42,18 @@ Input and file handling:
   ``report.failed_studies``; the other studies still come out. Only when there were studies and none of them
   could be mapped do ``from_generator`` / ``from_directory`` raise the MappingError.
 * Input is gathered before mapping (instances of one study may arrive anywhere in the input). The CPU-bound
-  mapping and validation run in a worker thread, so the event loop stays responsive.
+  mapping and validation run in a worker thread, so the event loop stays responsive; an input of at most
+  ``INLINE_MAX_INSTANCES`` (16) instances, a few milliseconds of work, is mapped on the caller's thread
+  instead, where the thread hop would cost more than it gains.
 * An input without any usable instance gives an empty transaction Bundle (no ``entry``), not an exception.
 
 No patient data is logged: log records carry counts and reason categories only (never values, names or file
-paths; the paths of skipped files are in ``report.skipped``). ``id_function`` is called from a worker thread.
+paths; the paths of skipped files are in ``report.skipped``). ``id_function`` is called from a worker thread (or, for
+small inputs, the caller's thread).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -55,6 +62,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from streamer.fhir import BundleResult
+from streamer.fhir.model import model_from_validated
 from streamer.library.collect import (
     InstanceSource,
     StrPath,
@@ -63,14 +71,16 @@ from streamer.library.collect import (
     roots,
 )
 from streamer.library.config import parse_config
-from streamer.library.mapping import combined_bundle, iter_results
+from streamer.library.mapping import combined_bundle, combined_json, iter_results, off_loop
 from streamer.library.report import ConversionReport
 
 __all__ = [
     "convert_directory",
     "convert_instances",
     "from_directory",
+    "from_directory_json",
     "from_generator",
+    "from_generator_json",
     "iter_bundles_from_directory",
     "iter_bundles_from_generator",
     "iter_results_from_directory",
@@ -85,6 +95,9 @@ async def from_generator(
     report: ConversionReport | None = None,
 ) -> Bundle:
     """All studies of ``instances`` as one validated R4B transaction :class:`Bundle` (seed-compatible).
+
+    For JSON output, :func:`from_generator_json` gives the same Bundle as bytes, much faster than
+    ``model_dump_json()`` on the result.
 
     Args:
         instances: an async iterable (e.g. an async generator) or a plain iterable (list, generator) of DICOM
@@ -105,7 +118,7 @@ async def from_generator(
     cfg = parse_config(config)
     rep = report if report is not None else ConversionReport()
     collected = await collect_instances(instances, rep)
-    return await asyncio.to_thread(combined_bundle, collected, cfg.mapping, rep)
+    return await off_loop(collected.count(), combined_bundle, collected, cfg.mapping, rep)
 
 
 async def from_directory(
@@ -134,7 +147,40 @@ async def from_directory(
         collected = await collect_files([Path(path)], cfg, rep)
     else:
         collected = await collect_instances(path, rep)
-    return await asyncio.to_thread(combined_bundle, collected, cfg.mapping, rep)
+    return await off_loop(collected.count(), combined_bundle, collected, cfg.mapping, rep)
+
+
+async def from_generator_json(
+    instances: InstanceSource,
+    config: Mapping[str, Any] | None = None,
+    *,
+    report: ConversionReport | None = None,
+) -> bytes:
+    """The Bundle :func:`from_generator` returns, as compact JSON bytes (orjson), no pydantic model built.
+
+    Same arguments, validation and errors as :func:`from_generator`; the bytes parse to the same JSON as
+    ``(await from_generator(...)).model_dump_json()`` (keys in the order they were built).
+    """
+    cfg = parse_config(config)
+    rep = report if report is not None else ConversionReport()
+    collected = await collect_instances(instances, rep)
+    return await off_loop(collected.count(), combined_json, collected, cfg.mapping, rep)
+
+
+async def from_directory_json(
+    path: StrPath | InstanceSource,
+    config: Mapping[str, Any] | None = None,
+    *,
+    report: ConversionReport | None = None,
+) -> bytes:
+    """The Bundle :func:`from_directory` returns, as compact JSON bytes (orjson), no pydantic model built."""
+    cfg = parse_config(config)
+    rep = report if report is not None else ConversionReport()
+    if isinstance(path, str | os.PathLike):
+        collected = await collect_files([Path(path)], cfg, rep)
+    else:
+        collected = await collect_instances(path, rep)
+    return await off_loop(collected.count(), combined_json, collected, cfg.mapping, rep)
 
 
 async def iter_bundles_from_generator(
@@ -150,7 +196,7 @@ async def iter_bundles_from_generator(
     first Bundle (instances of one study may come anywhere in it).
     """
     async for result in iter_results_from_generator(instances, config, report=report):
-        yield await asyncio.to_thread(Bundle.model_validate, result.bundle)
+        yield await off_loop(result.instance_count, model_from_validated, result.bundle)
 
 
 async def iter_bundles_from_directory(
@@ -161,7 +207,7 @@ async def iter_bundles_from_directory(
 ) -> AsyncIterator[Bundle]:
     """Yield one validated R4B transaction :class:`Bundle` per study found under ``path`` (dirs or files)."""
     async for result in iter_results_from_directory(path, config, report=report):
-        yield await asyncio.to_thread(Bundle.model_validate, result.bundle)
+        yield await off_loop(result.instance_count, model_from_validated, result.bundle)
 
 
 async def iter_results_from_generator(

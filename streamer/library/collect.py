@@ -101,6 +101,10 @@ class Collected:
     def all_instances(self) -> list[Mapping[str, Any]]:
         return [i for group in self.studies.values() for i in group]
 
+    def count(self) -> int:
+        """Instances held, all studies."""
+        return sum(len(group) for group in self.studies.values())
+
 
 def _accept(instance: InstanceLike, collected: Collected, rep: ConversionReport) -> None:
     """Check one instance and add it; an invalid one is counted in ``rep.skipped_instances``."""
