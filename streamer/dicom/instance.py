@@ -85,6 +85,9 @@ KEEP_TAGS: Final[frozenset[str]] = frozenset(
         t.ReasonForTheRequestedProcedure,
         t.ReasonForRequestedProcedureCodeSequence,
         t.ReasonForPerformedProcedureCodeSequence,
+        t.RequestedProcedureCodeSequence,
+        t.RequestedProcedureID,
+        t.ScheduledProcedureStepID,
         # inside code sequence items
         t.CodeValue,
         t.CodingSchemeDesignator,
@@ -98,6 +101,7 @@ KEEP_TAGS: Final[frozenset[str]] = frozenset(
         t.LocalNamespaceEntityID,
         t.UniversalEntityID,
         t.UniversalEntityIDType,
+        t.IdentifierTypeCode,
         # patient (Patient, body weight/height Observations)
         t.PatientName,
         t.PatientID,

@@ -66,6 +66,9 @@ RequestAttributesSequence: Final = "00400275"
 ReasonForTheRequestedProcedure: Final = "00401002"
 ReasonForRequestedProcedureCodeSequence: Final = "0040100A"
 ReasonForPerformedProcedureCodeSequence: Final = "00401012"
+RequestedProcedureCodeSequence: Final = "00321064"
+RequestedProcedureID: Final = "00401001"
+ScheduledProcedureStepID: Final = "00400009"
 
 # --- code sequence item attributes (PS3.3 8.8) ---
 CodeValue: Final = "00080100"
@@ -81,6 +84,7 @@ CodingSchemeURL: Final = "0008010E"
 LocalNamespaceEntityID: Final = "00400031"
 UniversalEntityID: Final = "00400032"
 UniversalEntityIDType: Final = "00400033"
+IdentifierTypeCode: Final = "00400035"
 
 # --- patient (PS3.3 C.7.1.1, C.7.2.2) ---
 PatientName: Final = "00100010"

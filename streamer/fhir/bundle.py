@@ -3,7 +3,8 @@
 Every entry has a unique ``fullUrl`` (``urn:uuid:``, see ``ids.full_url``) and ``request: PUT Type/id``; all
 references inside the Bundle use those fullUrls (R4B bundle.html#references, http.html#trules). Ids are
 deterministic and the output holds no clock value: re-publishing the same input gives byte-identical JSON.
-The finished Bundle is validated with ``fhir.resources.R4B.bundle.Bundle.model_validate`` (see validation.py).
+The finished Bundle is validated with ``fhir.resources.R4B.bundle.Bundle.model_validate`` (see validation.py)
+and checked for consistency (fullUrls, request urls, references: consistency.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from streamer.dicom import tags as t
 from streamer.dicom.instance import check_instance, slim_instance
 from streamer.fhir import ids
 from streamer.fhir.common import Warnings
+from streamer.fhir.consistency import check_bundle
 from streamer.fhir.context import StudyContext, canonical_key
 from streamer.fhir.device import build_device
 from streamer.fhir.endpoint import build_endpoint
@@ -182,9 +184,9 @@ def _finish(parts: list[_StudyParts]) -> BundleResult:
         "type": "transaction",
         "entry": list(entries.values()),
     }
-    validate_bundle(
-        bundle, f"study {study_uids[0]}" if len(parts) == 1 else f"{len(parts)} studies"
-    )
+    what = f"study {study_uids[0]}" if len(parts) == 1 else f"{len(parts)} studies"
+    validate_bundle(bundle, what)
+    check_bundle(bundle, what)  # what validation cannot see: fullUrls, request urls, references
     return BundleResult(
         bundle=bundle,
         study_uid=study_uids[0],

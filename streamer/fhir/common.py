@@ -152,15 +152,19 @@ class SchemeResolver:
 
     def coding(self, designator: str | None, code: str) -> dict[str, Any]:
         """``{system?, code}``: the dataset's own scheme URI, else the PS3.16 Section 8 table (legacy SNOMED-RT
-        codes translated to SNOMED CT); an unknown designator gives no system and one warning."""
+        codes translated to SNOMED CT); a designator without a known URI (private ``99xxx``, local schemes, an
+        untranslatable SNOMED-RT code) gets the derived system ``urn:dicom:coding-scheme:<designator>`` and
+        one warning, so the scheme is never lost."""
         local = self.local(designator)
         if local:
             return {"system": local, "code": code}
         coding: dict[str, Any] = _codes.coding(designator or "", code)
         if designator and "system" not in coding:
+            system = _codes.designator_system(designator)
             self.warnings.add(
-                f"CodingSchemeDesignator {designator[:16]!r} has no known URI: coding emitted without system"
+                f"CodingSchemeDesignator {designator[:16]!r} has no known URI: system {system[:60]} derived"
             )
+            coding = {"system": system, **coding}
         return coding
 
 

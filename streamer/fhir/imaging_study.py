@@ -38,24 +38,38 @@ from streamer.fhir.context import StudyContext, distinct_elements, slim_element,
 
 _UINT_MAX = 2_147_483_647
 _PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-_FUNCTION = {"DEV": "device", "PRF": "performer", "SPRF": "secondary performer"}
+# series.performer.function is bound (extensible) to series-performer-function: CON, VRF, PRF, SPRF, REF of
+# v3-ParticipationType. The Device performer gets no function: none of these codes says "the device that
+# acquired the series", and an out-of-set code (DEV) only earns a validator warning; the actor's type says it.
+_FUNCTION = {"PRF": "performer", "SPRF": "secondary performer"}
 
 
-@cache
 def acquisition_modalities() -> frozenset[str]:
     """DICOM PS3.16 CID 29 "Acquisition Modality" codes (pydicom's copy of the standard's tables).
 
     R4B ImagingStudy.modality lists only acquisition modalities (definition: "those in the DICOM Context Group 29").
     """
+    return modality_codes(29)
+
+
+def study_modalities(profile: str) -> frozenset[str]:
+    """The codes ImagingStudy.modality may list: CID 29 (R4B); in MII mode CID 33 "Modality", to which the MII
+    Bildgebungsstudie profile binds ``modality`` (required), so SR, SEG, RTSTRUCT, ... are listed there too."""
+    return modality_codes(33 if profile == "mii" else 29)
+
+
+@cache
+def modality_codes(cid: int) -> frozenset[str]:
+    """The DCM codes of DICOM PS3.16 context group ``cid`` (pydicom's copy of the standard's tables)."""
     from pydicom.sr import _cid_dict, _concepts_dict
 
-    groups: dict[str, list[str]] = _cid_dict.cid_concepts[29]
+    groups: dict[str, list[str]] = _cid_dict.cid_concepts[cid]
     concepts = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], _concepts_dict.concepts)
     codes: set[str] = set()
     for scheme, keywords in groups.items():
         for keyword in keywords:
             for code, (_meaning, cids) in concepts[scheme][keyword].items():
-                if 29 in cids:
+                if cid in cids:
                     codes.add(code)
     return frozenset(codes)
 
@@ -90,6 +104,30 @@ def _names(ctx: StudyContext, tag: str) -> list[dict[str, str]]:
     return [{"display": d} for d in _displays(ctx.instances, tag)]
 
 
+def _request_containers(ctx: StudyContext) -> list[jm.Dataset]:
+    """The datasets that carry request attributes: each instance with distinct request data (top level) and
+    its RequestAttributesSequence (0040,0275) and ReferencedRequestSequence (0040,A370) items.
+
+    Every instance of a study usually carries the same request data, so instances are compared by those
+    elements first (as given, then as slimmed) and only the first of each kind is looked into."""
+    containers: list[jm.Dataset] = []
+    seen_given: list[list[Any]] = []
+    seen_elements: list[list[Any]] = []
+    for ds in ctx.instances:
+        given = [ds.get(tag) for tag in _REQUEST_TAGS]
+        if given in seen_given:
+            continue
+        seen_given.append(given)
+        elements = [slim_element(e) for e in given]  # equal elements as slimmed count as the same
+        if elements in seen_elements:
+            continue
+        seen_elements.append(elements)
+        containers.append(ds)
+        containers.extend(jm.items(ds, t.RequestAttributesSequence))
+        containers.extend(jm.items(ds, t.ReferencedRequestSequence))
+    return containers
+
+
 def _accession(ctx: StudyContext) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Accession identifier (type ACSN; system/assigner from (0008,0051)) and the same as basedOn reference."""
     value = clean_text(ctx.text(ctx.instances, t.AccessionNumber, "AccessionNumber"))
@@ -111,35 +149,35 @@ def _accession(ctx: StudyContext) -> tuple[dict[str, Any], dict[str, Any]] | Non
     return ident, based_on
 
 
-_REASON_TAGS = (
+# The top-level elements that carry request data (directly or in their items), compared per instance.
+_REQUEST_TAGS = (
     t.ReasonForRequestedProcedureCodeSequence,
     t.ReasonForPerformedProcedureCodeSequence,
     t.ReasonForTheRequestedProcedure,
+    t.RequestedProcedureCodeSequence,
+    t.RequestedProcedureID,
+    t.ScheduledProcedureStepID,
     t.RequestAttributesSequence,
     t.ReferencedRequestSequence,
 )
 
 
-def _reason_codes(ctx: StudyContext) -> list[dict[str, Any]]:
-    """Reasons: coded (0040,100A) and (0040,1012) items and text (0040,1002), top level and inside the
-    RequestAttributesSequence (0040,0275) and ReferencedRequestSequence (0040,A370) items; de-duplicated."""
+def _append_new(out: list[dict[str, Any]], seen: set[str], ccs: Sequence[dict[str, Any]]) -> None:
+    for cc in ccs:
+        key = repr(sorted(cc.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(cc)
+
+
+def _reason_codes(ctx: StudyContext, containers: Sequence[jm.Dataset]) -> list[dict[str, Any]]:
+    """Reasons, each its own CodeableConcept: the coded requested (0040,100A) and performed (0040,1012)
+    reasons (text = their CodeMeaning), then the free-text Reason for the Requested Procedure (0040,1002) as
+    an entry with only ``text`` (never merged into a coded reason: the text is the request's, the code may be
+    the performed procedure's); top level and inside the RequestAttributesSequence (0040,0275) and
+    ReferencedRequestSequence (0040,A370) items; de-duplicated."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    containers: list[jm.Dataset] = []
-    seen_given: list[list[Any]] = []
-    seen_elements: list[list[Any]] = []
-    for ds in ctx.instances:
-        given = [ds.get(tag) for tag in _REASON_TAGS]
-        if given in seen_given:
-            continue  # the usual case: every instance carries the same request data
-        seen_given.append(given)
-        elements = [slim_element(e) for e in given]  # equal elements as slimmed count as the same
-        if elements in seen_elements:
-            continue
-        seen_elements.append(elements)
-        containers.append(ds)
-        containers.extend(jm.items(ds, t.RequestAttributesSequence))
-        containers.extend(jm.items(ds, t.ReferencedRequestSequence))
     for c in containers:
         coded = [
             cc
@@ -151,19 +189,22 @@ def _reason_codes(ctx: StudyContext) -> list[dict[str, Any]]:
             if (cc := codeable_from_item(item, ctx.schemes)) is not None
         ]
         text = clean_text(jm.first(c, t.ReasonForTheRequestedProcedure))
-        if text and len(coded) == 1:
-            coded[0]["text"] = text
-        elif text:
+        if text:
             coded.append({"text": text})
-        for cc in coded:
-            key = repr(sorted(cc.items()))
-            if key not in seen:
-                seen.add(key)
-                out.append(cc)
+        _append_new(out, seen, coded)
     return out
 
 
-def _procedure_codes(ctx: StudyContext) -> list[dict[str, Any]]:
+def _coding_keys(cc: Mapping[str, Any]) -> set[tuple[Any, ...]]:
+    """What makes two procedure codes the same: their (system, code) pairs, else their text."""
+    keys = {(c.get("system"), c.get("code")) for c in cc.get("coding", ())}
+    return keys or {("text", cc.get("text"))}
+
+
+def _procedure_codes(ctx: StudyContext, containers: Sequence[jm.Dataset]) -> list[dict[str, Any]]:
+    """procedureCode: the performed ProcedureCodeSequence (0008,1032) of the earliest instance, then the
+    RequestedProcedureCodeSequence (0032,1064) items, top level and inside the RequestAttributesSequence
+    (0040,0275) / ReferencedRequestSequence (0040,A370) items; a code already listed is not repeated."""
     items = jm.items(ctx.instances[0], t.ProcedureCodeSequence)
     for ds in ctx.instances[1:]:
         if jm.items(ds, t.ProcedureCodeSequence) != items:
@@ -172,7 +213,50 @@ def _procedure_codes(ctx: StudyContext) -> list[dict[str, Any]]:
                 "the earliest instance's is used"
             )
             break
-    return [cc for item in items if (cc := codeable_from_item(item, ctx.schemes)) is not None]
+    items = [*items]
+    for c in containers:
+        items.extend(jm.items(c, t.RequestedProcedureCodeSequence))
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for item in items:
+        cc = codeable_from_item(item, ctx.schemes)
+        if cc is None:
+            continue
+        keys = _coding_keys(cc)
+        if keys & seen:
+            continue
+        seen |= keys
+        out.append(cc)
+    return out
+
+
+# Identifiers of the request below the accession (PS3.3 C.4.10 / C.4.11): the identifier type has no code in
+# the extensible IdentifierType value set, so it is named in text.
+_REQUEST_IDS = (
+    (t.RequestedProcedureID, "RequestedProcedureID", "Requested Procedure ID"),
+    (t.ScheduledProcedureStepID, "ScheduledProcedureStepID", "Scheduled Procedure Step ID"),
+)
+
+
+def _request_references(containers: Sequence[jm.Dataset]) -> list[dict[str, Any]]:
+    """basedOn references below the accession: each distinct Requested Procedure ID (0040,1001) and Scheduled
+    Procedure Step ID (0040,0009), top level and inside the request items, as a logical ServiceRequest
+    reference ``{type: ServiceRequest, identifier: {type: {text}, value}}`` (the requested procedure and its
+    scheduled step are what the study fulfils; FHIR models both as ServiceRequest)."""
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for c in containers:
+        for tag, _keyword, label in _REQUEST_IDS:
+            value = clean_text(jm.first(c, tag))
+            if value and (label, value) not in seen:
+                seen.add((label, value))
+                out.append(
+                    {
+                        "type": "ServiceRequest",
+                        "identifier": {"type": {"text": label}, "value": value},
+                    }
+                )
+    return out
 
 
 def _title(ds: jm.Dataset) -> str | None:
@@ -311,7 +395,7 @@ def _series(
         s["started"] = started
     performers: list[dict[str, Any]] = []
     if device_ref is not None:
-        performers.append({"function": _function("DEV"), "actor": dict(device_ref)})
+        performers.append({"actor": dict(device_ref)})  # no function: see _FUNCTION
     for tag, fn in ((t.PerformingPhysicianName, "PRF"), (t.OperatorsName, "SPRF")):
         performers.extend(
             {"function": _function(fn), "actor": {"display": d}} for d in _displays(insts, tag)
@@ -351,13 +435,17 @@ def build_imaging_study(
         identifiers.append(accession[0])
     study_id_value = clean_text(ctx.text(ctx.instances, t.StudyID, "StudyID"))
     if study_id_value:
-        identifiers.append({"use": "secondary", "value": study_id_value})
+        # StudyID (0020,0010) is assigned by the equipment and repeats across sites ("1"): scoped to the
+        # study it names (system = the StudyInstanceUID as urn:oid), so it never matches another study's.
+        identifiers.append(
+            {"use": "secondary", "system": f"urn:oid:{ctx.study_uid}", "value": study_id_value}
+        )
     study["identifier"] = identifiers
     study["status"] = "available"
 
     order = series_order(ctx)
     series = [_series(ctx, uid, ctx.series[uid], device_refs.get(uid)) for uid in order]
-    acquisition = acquisition_modalities()
+    acquisition = study_modalities(ctx.options.profile)
     modalities: dict[str, dict[str, Any]] = {}
     for s in series:
         if s["modality"]["code"] in acquisition:
@@ -375,8 +463,10 @@ def build_imaging_study(
     )
     if started:
         study["started"] = started
-    if accession:
-        study["basedOn"] = [accession[1]]
+    containers = _request_containers(ctx)
+    based_on = ([accession[1]] if accession else []) + _request_references(containers)
+    if based_on:
+        study["basedOn"] = based_on
     referrers = _names(ctx, t.ReferringPhysicianName)
     if referrers:
         study["referrer"] = referrers[0]
@@ -391,7 +481,7 @@ def build_imaging_study(
         study["endpoint"] = [dict(endpoint_ref)]
     study["numberOfSeries"] = len(series)
     study["numberOfInstances"] = sum(s["numberOfInstances"] for s in series)
-    procedures = _procedure_codes(ctx)
+    procedures = _procedure_codes(ctx, containers)
     if procedures:
         study["procedureCode"] = procedures
     department = clean_text(
@@ -399,7 +489,7 @@ def build_imaging_study(
     )
     if department:
         study["location"] = {"display": department}
-    reasons = _reason_codes(ctx)
+    reasons = _reason_codes(ctx, containers)
     if reasons:
         study["reasonCode"] = reasons
     description = clean_text(ctx.text(ctx.instances, t.StudyDescription, "StudyDescription"))

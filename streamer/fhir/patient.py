@@ -1,11 +1,12 @@
 """Patient (FHIR R4B) from the Patient module (PS3.3 C.7.1.1) of one study's instances.
 
-- identifier: PatientID (0010,0020), type v2-0203 MR, system from IssuerOfPatientIDQualifiersSequence (0010,0024)
-  Universal Entity ID, else IssuerOfPatientID (0010,0021) when it is an OID/URI; assigner.display = issuer.
+- identifier: PatientID (0010,0020), system from IssuerOfPatientIDQualifiersSequence (0010,0024) Universal Entity
+  ID, else IssuerOfPatientID (0010,0021) when it is an OID/URI; assigner.display = issuer; a type only when the
+  qualifiers give an Identifier Type Code (0040,0035) (HL7 v2 table 0203), never an assumed MR.
   OtherPatientIDsSequence (0010,1002) items and OtherPatientIDs (0010,1000) as secondary identifiers.
 - name: every PN value (PS3.5 6.2.1): family^given^middle^prefix^suffix -> family, given [given, middle], prefix,
-  suffix; Ideographic and Phonetic groups become extra HumanNames tagged with the core extension
-  ``iso21090-EN-representation`` (IDE / SYL).
+  suffix, without a ``use`` (DICOM does not say which use a name has); Ideographic and Phonetic groups become
+  extra HumanNames tagged with the core extension ``iso21090-EN-representation`` (IDE / SYL).
 - gender: M/F/O -> male/female/other, any other present value -> unknown (administrative-gender).
 - birthDate: DA, full or partial. address: PatientAddress (0010,1040), HL7 v2 XAD ``^`` form or free text,
   with RegionOfResidence / CountryOfResidence. telecom: every PatientTelephoneNumbers (0010,2154) value.
@@ -26,6 +27,7 @@ from streamer.fhir import ids
 from streamer.fhir.common import (
     V2_0203,
     as_uri,
+    clean_code,
     clean_text,
     concept,
     consensus,
@@ -37,6 +39,43 @@ from streamer.fhir.context import StudyContext, tag_label
 _GENDER = {"M": "male", "F": "female", "O": "other"}
 _EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _MAIDEN = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+
+
+# HL7 v2 table 0203 codes of the IdentifierType value set (R4B valueset-identifier-type): only these are coded;
+# another Identifier Type Code is kept as text.
+_IDENTIFIER_TYPES = {
+    "DL": "Driver's license number",
+    "PPN": "Passport number",
+    "BRN": "Breed Registry Number",
+    "MR": "Medical record number",
+    "MCN": "Microchip Number",
+    "EN": "Employer number",
+    "TAX": "Tax ID number",
+    "NIIP": "National Insurance Payor Identifier (Payor)",
+    "PRN": "Provider number",
+    "MD": "Medical License number",
+    "DR": "Donor Registration Number",
+    "ACSN": "Accession ID",
+    "UDI": "Universal Device Identifier",
+    "SNO": "Serial Number",
+    "SB": "Social Beneficiary Identifier",
+    "PLAC": "Placer Identifier",
+    "FILL": "Filler Identifier",
+    "JHN": "Jurisdictional health number (Canada)",
+}
+
+
+def _identifier_type(ds: jm.Dataset) -> dict[str, Any] | None:
+    """Identifier.type from the Identifier Type Code (0040,0035) of the IssuerOfPatientIDQualifiersSequence
+    (0010,0024) (HL7 v2 table 0203), or None: DICOM says nothing else about what kind of identifier it is."""
+    for q in jm.items(ds, t.IssuerOfPatientIDQualifiersSequence):
+        code = clean_code(jm.first(q, t.IdentifierTypeCode))
+        if code:
+            display = _IDENTIFIER_TYPES.get(code.upper())
+            if display:
+                return concept(V2_0203, code.upper(), display)
+            return {"text": code}
+    return None
 
 
 def _issuer_system(ds: jm.Dataset) -> tuple[str | None, str | None]:
@@ -80,7 +119,8 @@ def _human_name(group: str, representation: str | None) -> dict[str, Any] | None
 
 
 def human_names(values: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """All PN values -> HumanNames (Alphabetic with use ``usual``, then Ideographic, Phonetic)."""
+    """All PN values -> HumanNames (Alphabetic, then Ideographic, Phonetic); no ``use``: DICOM does not say
+    whether a name is the official, usual or another one."""
     out: list[dict[str, Any]] = []
     for groups in values:
         for key, rep in (("Alphabetic", None), ("Ideographic", "IDE"), ("Phonetic", "SYL")):
@@ -88,8 +128,6 @@ def human_names(values: list[dict[str, str]]) -> list[dict[str, Any]]:
             if group:
                 name = _human_name(group, rep)
                 if name is not None:
-                    if rep is None:
-                        name = {"use": "usual", **name}
                     out.append(name)
     return out
 
@@ -138,9 +176,12 @@ def _other_ids(ctx: StudyContext, main: tuple[str, str] | None) -> list[dict[str
         seen.add(key)
         system, issuer = _issuer_system(item)
         ident: dict[str, Any] = {"use": "secondary"}
-        kind = clean_text(jm.first(item, t.TypeOfPatientID))
+        kind = _identifier_type(item)
+        text = clean_text(jm.first(item, t.TypeOfPatientID))
+        if kind is None and text:
+            kind = {"text": text}  # TEXT, RFID, BARCODE (PS3.3 C.7.1.1): the form, as given
         if kind:
-            ident["type"] = {"text": kind}
+            ident["type"] = kind
         _identify(ident, key[0], system, issuer)
         out.append(ident)
     for value in jm.strings(ds, t.OtherPatientIDs):
@@ -198,10 +239,10 @@ def build_patient(ctx: StudyContext, rid: str, key: tuple[str, str] | None) -> d
     if key is not None:
         first = insts[0]
         system, issuer = _issuer_system(first)
-        ident: dict[str, Any] = {
-            "use": "usual",
-            "type": concept(V2_0203, "MR", "Medical record number"),
-        }
+        ident: dict[str, Any] = {"use": "usual"}
+        kind = _identifier_type(first)
+        if kind:
+            ident["type"] = kind
         _identify(ident, key[0], system, issuer)
         identifiers.append(ident)
     identifiers.extend(_other_ids(ctx, key))

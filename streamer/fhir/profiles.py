@@ -2,7 +2,8 @@
 imaging profiles) added to the core resources.
 
 The content itself (extensions, profile URLs) comes from ``streamer.fhir.mii``; this module places it:
-``meta.profile`` on ImagingStudy, Device and the vital-sign Observations; the study extensions
+``meta.profile`` on ImagingStudy, Device and the vital-sign Observations, and on the Patient the MII Person
+Patient profile when the Patient has what that profile asks for (``mii/person.py``); the study extensions
 (bildgebungsgrund, gewicht / groesse referencing the weight / height Observations by fullUrl); the per-modality
 series extensions (from all the series' instances); the instanz-details extension on every listed instance.
 """
@@ -15,6 +16,7 @@ from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
 from streamer.fhir import ids, mii
 from streamer.fhir.context import StudyContext
+from streamer.fhir.mii.person import PATIENT, claims_patient_profile
 
 
 def _with_profile(resource: dict[str, Any], url: str | None) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def apply_profile(ctx: StudyContext, resources: list[dict[str, Any]]) -> None:
             vitals[loinc] = ids.full_url("Observation", r["id"])
         elif r["resourceType"] == "Device":
             resources[i] = _with_profile(r, mii.profile_url("Device"))
+        elif r["resourceType"] == "Patient" and claims_patient_profile(r):
+            resources[i] = _with_profile(r, PATIENT)
     for i, r in enumerate(resources):
         if r["resourceType"] != "ImagingStudy":
             continue

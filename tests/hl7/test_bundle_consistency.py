@@ -1,5 +1,6 @@
-"""Our Bundle-consistency check (tests/hl7/consistency.py) on every Bundle the HL7 validator sees, and on
-the breaches it must catch (which the validator itself does not). Pure Python: runs without Java.
+"""Our Bundle-consistency check (``streamer.fhir.consistency``, through tests/hl7/consistency.py) on every
+Bundle the HL7 validator sees, and on the breaches it must catch (which the validator itself does not). Pure
+Python: runs without Java.
 """
 
 from __future__ import annotations

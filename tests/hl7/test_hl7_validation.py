@@ -166,8 +166,12 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
         "Unrecognized property 'foo'",
     ),
     "code not in a v2 code system": (  # v2-0203 comes from hapi-fhir-validation-resources-r4
-        lambda b: _entry(b, "Patient")["resource"]["identifier"][0]["type"]["coding"][0].update(
-            code="NOPE"
+        lambda b: _entry(b, "Patient")["resource"]["identifier"][0].update(
+            type={
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NOPE"}
+                ]
+            }
         ),
         "v2-0203#NOPE",
     ),

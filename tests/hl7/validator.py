@@ -202,6 +202,8 @@ _OID = re.compile(r"\b[0-9]+(?:\.[0-9]+){3,}\b")  # DICOM UIDs and other OIDs (4
 _ENTRY = re.compile(r"^Bundle\.entry\[\d+\]\.resource(?:/\*(\w+)/[^*]*\*/)?")
 _INDEX = re.compile(r"\[\d+\]")
 # the code of a coding: "for 'system#code'", "codes = system#code, system#code"
+# our derived system for a coding scheme without a known URI: one kind whatever the designator
+_DERIVED_SCHEME = re.compile(r"urn:dicom:coding-scheme:[^\s#'|,()]+")
 _CODE = re.compile(r"((?:for '|codes = |, )[^'\s#,()]+#)[^'\s,()]+")
 _QUOTED_VALUE = re.compile(r"(?<=[Vv]alue ')[^']*(?=')")
 # a number standing alone (not part of a name like dom-6, a version like |4.3.0 or a URL)
@@ -221,6 +223,7 @@ def normalise_message(message: str) -> str:
     """The message with ids, UIDs, codes and numbers replaced, so one kind of finding gives one text."""
     message = _UUID.sub("<uuid>", message)
     message = _OID.sub("<uid>", message)
+    message = _DERIVED_SCHEME.sub("urn:dicom:coding-scheme:<designator>", message)
     message = _CODE.sub(r"\1<code>", message)
     message = _QUOTED_VALUE.sub("<value>", message)
     return _NUMBER.sub("<n>", message)

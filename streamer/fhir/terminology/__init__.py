@@ -15,6 +15,7 @@ import re
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 __all__ = [
     "DCM",
@@ -24,6 +25,7 @@ __all__ = [
     "body_site",
     "coding",
     "coding_system_uri",
+    "designator_system",
     "laterality",
     "mii_coding",
     "modality_coding",
@@ -186,6 +188,19 @@ def coding_system_uri(designator: str) -> str | None:
     if not isinstance(designator, str):
         return None
     return _schemes()[0].get(designator.strip().upper())
+
+
+DESIGNATOR_SYSTEM = "urn:dicom:coding-scheme:"
+
+
+def designator_system(designator: str) -> str:
+    """The system derived from a Coding Scheme Designator that has no known URI (private ``99xxx`` and local
+    schemes): ``urn:dicom:coding-scheme:<designator>``, the designator stripped of padding, case kept (PS3.16
+    designators are case-sensitive) and percent-encoded where a URI needs it (RFC 3986). Not a registered
+    namespace: it keeps the scheme recoverable (the part after the prefix, URL-decoded, is the designator) and
+    never equals the URI of a known scheme. Within one dataset a CodingSchemeIdentificationSequence (0008,0110)
+    entry for the designator wins over this rule."""
+    return DESIGNATOR_SYSTEM + quote(designator.strip(), safe="")
 
 
 @cache

@@ -24,7 +24,11 @@ def synthetic_full() -> list[dict[str, Any]]:
         "PatientID": "PID-1",
         "IssuerOfPatientID": "HOSP",
         "IssuerOfPatientIDQualifiersSequence": [
-            item(UniversalEntityID="1.2.276.0.76.1", UniversalEntityIDType="ISO")
+            item(
+                UniversalEntityID="1.2.276.0.76.1",
+                UniversalEntityIDType="ISO",
+                IdentifierTypeCode="MR",
+            )
         ],
         "OtherPatientIDsSequence": [
             item(PatientID="INS-9", IssuerOfPatientID="INSURER", TypeOfPatientID="TEXT")
@@ -57,6 +61,18 @@ def synthetic_full() -> list[dict[str, Any]]:
         ],
         "RequestAttributesSequence": [
             item(
+                RequestedProcedureID="RP-77",
+                ScheduledProcedureStepID="SPS-77",
+                # RPID16 repeats the performed ProcedureCodeSequence: listed once; 99HOSP has no known URI
+                RequestedProcedureCodeSequence=[
+                    item(
+                        CodeValue="RPID16", CodingSchemeDesignator="RADLEX", CodeMeaning="CT CHEST"
+                    ),
+                    item(CodeValue="24627-2", CodingSchemeDesignator="LN", CodeMeaning="CT Chest"),
+                    item(
+                        CodeValue="CT-T1", CodingSchemeDesignator="99HOSP", CodeMeaning="CT Thorax"
+                    ),
+                ],
                 ReasonForTheRequestedProcedure="suspected pulmonary embolism",
                 ReasonForRequestedProcedureCodeSequence=[
                     item(

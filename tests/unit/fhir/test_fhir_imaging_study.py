@@ -39,7 +39,12 @@ def test_study_identifiers_with_accession_issuer() -> None:
     assert acsn["system"] == "urn:oid:1.2.3.4.5"
     assert acsn["assigner"] == {"display": "RIS"}
     assert acsn["value"] == "ACC-1"
-    assert study["identifier"][2] == {"use": "secondary", "value": "S7"}
+    # StudyID is scoped to its study: "S7" of another study never matches
+    assert study["identifier"][2] == {
+        "use": "secondary",
+        "system": f"urn:oid:{STUDY}",
+        "value": "S7",
+    }
     assert study["basedOn"] == [{"type": "ServiceRequest", "identifier": acsn}]
     assert study["status"] == "available"
 
@@ -139,7 +144,12 @@ def test_description_procedure_codes_with_system_uris() -> None:
     )
     assert pc[2]["coding"][0]["system"] == SCT and pc[2]["coding"][0]["code"] == "77477000"
     assert pc[3]["coding"][0]["system"] == DCM
-    assert pc[4] == {"coding": [{"code": "X1", "display": "Local thing"}], "text": "Local thing"}
+    assert pc[4] == {
+        "coding": [
+            {"system": "urn:dicom:coding-scheme:99LOCAL", "code": "X1", "display": "Local thing"}
+        ],
+        "text": "Local thing",
+    }
     assert pc[5] == {"text": "meaning only"}
     assert any("'99LOCAL' has no known URI" in w for w in warnings)
 
@@ -179,8 +189,10 @@ def test_reason_codes_from_top_level_and_request_items() -> None:
     reasons = study["reasonCode"]
     assert reasons[0]["coding"][0]["code"] == "R07.4"
     assert reasons[0]["coding"][0]["system"] == "http://hl7.org/fhir/sid/icd-10"
-    assert reasons[0]["text"] == "suspected PE"
-    assert reasons[1] == {"text": "follow-up"}
+    assert (
+        reasons[0]["text"] == "Chest pain"
+    )  # the code's meaning; the request's text is its own entry
+    assert reasons[1:] == [{"text": "suspected PE"}, {"text": "follow-up"}]
 
 
 def test_referrer_and_interpreter_displays() -> None:

@@ -37,11 +37,11 @@ def test_weight_and_height() -> None:
         "code": "kg",
     }
     assert height["code"]["coding"][0]["code"] == "8302-2"
-    assert height["valueQuantity"] == {
-        "value": 1.82,
-        "unit": "m",
+    assert height["valueQuantity"] == {  # DICOM's 1.82 m in cm, as the vital-signs profiles bind it
+        "value": 182,
+        "unit": "cm",
         "system": "http://unitsofmeasure.org",
-        "code": "m",
+        "code": "cm",
     }
     for o in obs:
         assert o["status"] == "final"

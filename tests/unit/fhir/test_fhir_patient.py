@@ -22,7 +22,6 @@ def test_name_from_standard_dicom_json_pn() -> None:
     patient, _ = patient_of(inst(1, PatientName={"Alphabetic": "Doe^John^A^Dr.^MD"}))
     assert patient["name"] == [
         {
-            "use": "usual",
             "family": "Doe",
             "given": ["John", "A"],
             "prefix": ["Dr."],
@@ -35,14 +34,14 @@ def test_ideographic_and_phonetic_groups_and_multiple_values() -> None:
     pn = {"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}
     patient, _ = patient_of(inst(1, PatientName=(pn, {"Alphabetic": "Yamada^Taro"})))
     names = patient["name"]
-    assert names[0] == {"use": "usual", "family": "Yamada", "given": ["Tarou"]}
+    assert names[0] == {"family": "Yamada", "given": ["Tarou"]}  # no use: DICOM does not give one
     assert names[1] == {
         "extension": [{"url": IDE, "valueCode": "IDE"}],
         "family": "山田",
         "given": ["太郎"],
     }
     assert names[2]["extension"][0]["valueCode"] == "SYL" and names[2]["family"] == "やまだ"
-    assert names[3] == {"use": "usual", "family": "Yamada", "given": ["Taro"]}
+    assert names[3] == {"family": "Yamada", "given": ["Taro"]}
 
 
 def test_identifier_with_issuer_qualifiers() -> None:
@@ -56,7 +55,7 @@ def test_identifier_with_issuer_qualifiers() -> None:
     assert ident["value"] == "12345"
     assert ident["system"] == "urn:oid:1.2.276.0.1"
     assert ident["assigner"] == {"display": "HOSP"}
-    assert ident["type"]["coding"][0]["code"] == "MR"
+    assert "type" not in ident  # the qualifiers give no Identifier Type Code: no type is assumed
 
 
 def test_identifier_issuer_oid_and_local_name() -> None:
@@ -217,6 +216,6 @@ def test_conflicting_patient_id_tie_goes_to_earliest_instance() -> None:
 
 def test_placeholder_name_parts_dropped() -> None:
     patient, _ = patient_of(inst(1, PatientName="----^John^.", ReferringPhysicianName="----"))
-    assert patient["name"] == [{"use": "usual", "given": ["John"]}]
+    assert patient["name"] == [{"given": ["John"]}]
     result = build_study_bundle([inst(1, ReferringPhysicianName="----")], OPTS)
     assert "referrer" not in one(result.bundle, "ImagingStudy")

@@ -145,8 +145,9 @@ def test_B6_reason_is_read_from_the_request_item() -> None:
                     "display": "Chest pain",
                 }
             ],
-            "text": "rule out PE",
-        }
+            "text": "Chest pain",
+        },
+        {"text": "rule out PE"},  # the request's free text, kept apart from the coded reason
     ]
 
 
