@@ -33,12 +33,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydicom import dcmread
-from pydicom.data import get_testdata_files
 
 from streamer.dicom.instance import check_instance
 from streamer.errors import MappingError
 from streamer.fhir import MappingOptions, build_study_bundle, fast_validation
 from streamer.fhir.validation import clear_cache, validate_bundle
+from tests.dicom_files import corpus_files
 
 EXAMPLES = int(os.environ.get("STREAMER_FAST_VALIDATION_EXAMPLES", "700"))
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,7 +155,8 @@ def test_audit_enum_values_are_not_enforced() -> None:
 
 def _pydicom_studies() -> list[list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
-    for path in get_testdata_files():
+    for file in corpus_files():  # pydicom's test files and pydicom-data's
+        path = file.path
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
