@@ -230,14 +230,17 @@ def iter_study_bundles(
         yield build_study_bundle(group, options)
 
 
-def build_bundle(instances: Iterable[Mapping[str, Any]], options: MappingOptions) -> BundleResult:
+def build_bundle(
+    instances: Iterable[Mapping[str, Any]], options: MappingOptions, *, cleaned: bool = False
+) -> BundleResult:
     """Many studies -> ONE transaction Bundle: each study its own ImagingStudy; a Patient, Device or Endpoint
     shared by studies (same id) appears once (the first study's version; a differing later one is warned).
-    ``study_uid`` is the first study's UID, ``study_uids`` all of them."""
+    ``study_uid`` is the first study's UID, ``study_uids`` all of them. ``cleaned`` as in
+    :func:`build_study_bundle`."""
     groups = group_by_study(instances)
     if not groups:
         raise ValueError("build_bundle needs at least one instance")
-    return _finish([_study_parts(g, options) for g in groups.values()])
+    return _finish([_study_parts(g, options, cleaned=cleaned) for g in groups.values()])
 
 
 def bundle_json(result: BundleResult | Mapping[str, Any]) -> bytes:

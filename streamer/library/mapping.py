@@ -89,11 +89,12 @@ def combined_result(
     if not collected.studies:
         return None
     try:
-        if len(collected.studies) == 1:  # the same Bundle; slimmed instances are not cleaned twice
+        # slimmed instances (collected.slim) are not cleaned a second time
+        if len(collected.studies) == 1:  # the same Bundle
             (group,) = collected.studies.values()
             result = build_study_bundle(group, options, cleaned=collected.slim)
         else:
-            result = build_bundle(collected.all_instances(), options)
+            result = build_bundle(collected.all_instances(), options, cleaned=collected.slim)
     except Exception as first:  # find the failing studies one by one below
         good = [
             instance
@@ -107,7 +108,7 @@ def combined_result(
             raise MappingError(
                 f"no study could be mapped ({type(first).__name__}); see report.failed_studies"
             ) from first
-        result = build_bundle(good, options)
+        result = build_bundle(good, options, cleaned=collected.slim)
     _count(result, rep)
     return result
 
