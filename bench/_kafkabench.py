@@ -705,3 +705,90 @@ class Watcher:
                 missing = len(wanted - self.keys.keys())
                 raise RuntimeError(f"{missing} of {len(wanted)} {what} missing after {limit} s")
             await asyncio.sleep(0.05)
+
+
+# ---- added for throughput.py / latency.py ------------------------------------------------------
+
+
+def cpu_seconds(proc: Proc) -> float:
+    """utime + stime of a running process, seconds."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ready_at(proc: Proc, restores: bool = True) -> float | None:
+    """Wall clock at which the process's latest assignment was all ready: the last "partition
+    ready" of its partitions (the streamer) or, with `restores` false (a process without state),
+    the "partitions assigned" itself. None while it has no assignment or one not yet ready."""
+    since: float | None = None
+    current: set[int] = set()
+    for e in proc.events():
+        if e.get("msg") == "partitions assigned":
+            current, since = set(e["partitions"]), e["t"]
+        elif e.get("msg") == "partitions revoked":
+            since = None
+    if since is None:
+        return None
+    if not restores:
+        return since
+    ready = {e["partition"]: e["t"] for e in proc.find("partition ready") if e["t"] >= since}
+    if not current <= ready.keys():
+        return None
+    return max((ready[p] for p in current), default=since)
+
+
+async def wait_records(
+    watcher: Watcher, count: int, limit: float, procs: Sequence[Proc] = (), what: str = "records"
+) -> None:
+    """Until the watcher has read at least `count` records."""
+    deadline = time.monotonic() + limit
+    while len(watcher.records) < count:
+        watcher.check()
+        for proc in procs:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited while waiting for {what}:\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(watcher.records)} of {count} {what} after {limit} s")
+        await asyncio.sleep(0.02)
+
+
+def settings_of(env: dict[str, str]) -> Any:
+    """The streamer's Settings for a `streamer_env` dict (what the process will run with)."""
+    from streamer.config import Settings
+
+    prefix = "STREAMER_"
+    return Settings(**{k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)})
+
+
+def passthrough_config(env: dict[str, str]) -> dict[str, Any]:
+    """bench/passthrough.py's configuration: the streamer's consumer and producer settings."""
+    from streamer.app import _MIN_CLOSE_CHECKPOINT_S
+    from streamer.kafka.producer import producer_kwargs
+    from streamer.kafka.security import client_kwargs
+
+    s = settings_of(env)
+    consumer = {  # as streamer.kafka.consumer.KafkaSource
+        "bootstrap_servers": s.bootstrap_servers,
+        "group_id": s.group_id,
+        "client_id": f"{s.client_id}-consumer",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": s.isolation_level,
+        "max_poll_records": s.max_poll_records,
+        "fetch_max_wait_ms": 100,
+        "session_timeout_ms": s.session_timeout_ms,
+        "heartbeat_interval_ms": s.heartbeat_interval_ms,
+        "max_poll_interval_ms": s.max_poll_interval_ms,
+        "rebalance_timeout_ms": max(s.max_poll_interval_ms, 60_000),
+        **client_kwargs(s),
+    }
+    return {
+        "input_topic": s.input_topic,
+        "output_topic": s.output_topic,
+        "timer_interval_seconds": s.timer_interval_seconds,
+        "commit_interval_seconds": s.commit_interval_seconds,
+        "min_close_checkpoint_seconds": _MIN_CLOSE_CHECKPOINT_S,
+        "max_poll_records": s.max_poll_records,
+        "consumer": consumer,
+        "producer": producer_kwargs(s),
+    }

@@ -34,11 +34,19 @@ _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per 
 _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 # After closes a checkpoint follows at once, but not more often than this: while a backlog is read,
 # every poll closes studies, and a checkpoint per poll would spend the loop waiting on round trips.
-_MIN_CLOSE_CHECKPOINT_S = 0.2
+# A checkpoint holds the loop for its acks and commit (≈ 10–70 ms); at 0.2 s, studies arriving at a
+# steady rate met one every fifth of a second, which set the marker → Bundle p95/p99
+# (bench/latency.py). A crash re-publishes at most this much more (same ids: harmless downstream).
+_MIN_CLOSE_CHECKPOINT_S = 1.0
 # After a checkpoint, freed heap memory is handed back to the system at most this often.
 _RELEASE_MEMORY_INTERVAL_S = 10.0
-# Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane.
+# Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane,
+# and run at most this often: a sweep looks at every closed study kept (30 days' worth), too much
+# for every round of a loop that runs a round per arriving record.
 _EXPIRE_PER_ROUND = 50
+_EXPIRE_INTERVAL_S = 1.0
+# The shortest poll when an inactivity deadline is near (no busy loop on a deadline just passed).
+_MIN_POLL_S = 0.01
 
 
 class Processor:
@@ -61,7 +69,7 @@ class Processor:
         self._source = source
         self._sink = sink
         self._clock = clock
-        # Bundle building is CPU work; a thread keeps the loop (and the group heartbeats) responsive.
+        # A large study's Bundle is CPU work; a thread keeps the loop (and the heartbeats) responsive.
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle")
         # Every send waits here for its ack; a lost output record makes it fail for good.
         self._outbox = Outbox(sink)
@@ -81,6 +89,7 @@ class Processor:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
+        self._last_expire = float("-inf")
         self._last_status = clock()
         self._last_release = clock()
         self._busy_since_release = False
@@ -115,9 +124,7 @@ class Processor:
         """One round: poll, handle records, close due studies, checkpoint when due."""
         self._outbox.check()
         self._partitions.check()
-        batch = await self._source.poll(
-            self._settings.timer_interval_seconds, self._settings.max_poll_records
-        )
+        batch = await self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
         async with self._lock:
             await self._handle_batch(batch)
             closed = await self._close_due()
@@ -137,6 +144,25 @@ class Processor:
                 # The burst is over and checkpointed: give its freed heap back now.
                 self._release_memory()
         self.last_progress = self._monotonic()
+
+    def _poll_timeout(self) -> float:
+        """The timer interval, or less when an open study's inactivity deadline comes sooner.
+
+        A caught-up partition closes studies by the wall clock, so waking up at the deadline closes
+        them on time instead of up to a timer interval late. (A partition that is behind closes by
+        its stream time: the records it reads move that, so no wake-up is needed for it.)
+        """
+        timeout = self._settings.timer_interval_seconds
+        now = self._clock()
+        for partition, state in self._partitions.ready().items():
+            if not self._source.caught_up(partition):
+                continue
+            oldest = state.oldest_activity_ms()  # a pass over the open studies, as due() makes
+            if oldest is None:
+                continue
+            due_in = (oldest + state.timeout_ms) / 1000 - now
+            timeout = min(timeout, max(_MIN_POLL_S, due_in))
+        return timeout
 
     async def close(self) -> None:
         """Close the stores, leave the group and stop the producer (no flushing: see stop())."""
@@ -284,6 +310,9 @@ class Processor:
 
     async def _close_due(self) -> int:
         closed = 0
+        sweep = self._clock() - self._last_expire >= _EXPIRE_INTERVAL_S
+        if sweep:
+            self._last_expire = self._clock()
         for partition, state in self._partitions.ready().items():
             now = self._now_ms(partition, state)
             for uid, reason in state.due(now):
@@ -311,7 +340,7 @@ class Processor:
                 state.close(uid, now, reason)
                 self.metrics.studies_closed.labels(reason=label).inc()
                 closed += 1
-            if self._source.caught_up(partition):
+            if sweep and self._source.caught_up(partition):
                 for uid in state.expire(now, _EXPIRE_PER_ROUND):
                     log.info(
                         "closed study past retention removed",

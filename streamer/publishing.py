@@ -1,5 +1,6 @@
-"""Closing and publishing a study: build its Bundle in a worker thread, send it with its headers,
-or dead-letter the study when it cannot be published (``app.py`` decides when a study closes)."""
+"""Closing and publishing a study: build its Bundle (in a worker thread when the study is large),
+send it with its headers, or dead-letter the study when it cannot be published (``app.py`` decides
+when a study closes)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,18 @@ from streamer.ports import Headers
 log = logging.getLogger("streamer.app")
 
 BUNDLE_CONTENT_TYPE = b"application/fhir+json"
+# Studies of up to this many instances are built on the loop's thread: ≈ 0.1 ms per instance, less
+# than the hand-off to the worker thread costs (a thread switch, and while the worker holds the
+# GIL every socket call of the loop waits for it: bench/README.md, latency). Larger studies go to
+# the worker, so the loop (and the group heartbeats) stays responsive.
+INLINE_BUILD_MAX_INSTANCES = 64
 _MAX_ERROR_MESSAGE = 1000  # header size stays small; the class name says the rest
 
 
 def build_study(
     slim_instances: Iterable[bytes], options: MappingOptions
 ) -> tuple[BundleResult, bytes]:
-    """Decode held instances, build and validate the Bundle, serialize it (runs in a worker thread)."""
+    """Decode held instances, build and validate the Bundle, serialize it (thread-safe)."""
     # Held instances were slimmed (and so cleaned) when their record was decoded.
     result = build_study_bundle(
         [orjson.loads(raw) for raw in slim_instances], options, cleaned=True
@@ -79,9 +85,12 @@ class StudyPublisher:
         slim = tuple(state.instances(study.uid))
         started = time.perf_counter()
         try:
-            result, payload = await loop.run_in_executor(
-                self._executor, build_study, slim, self._options
-            )
+            if len(slim) <= INLINE_BUILD_MAX_INSTANCES:
+                result, payload = build_study(slim, self._options)
+            else:
+                result, payload = await loop.run_in_executor(
+                    self._executor, build_study, slim, self._options
+                )
         except MappingError as exc:
             await self.dead_letter_study(partition, study, exc)
             return

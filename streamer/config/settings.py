@@ -188,7 +188,11 @@ class Settings(BaseSettings):
         description="How long a closed study is kept so a late instance reopens it; later ones go to the DLQ.",
     )
     timer_interval_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often due studies are checked when no records arrive."
+        1.0,
+        gt=0,
+        le=60,
+        description="Longest wait between checks for due studies when no records arrive "
+        "(the loop also wakes at the next inactivity deadline).",
     )
     commit_interval_seconds: float = Field(
         5.0, gt=0, description="Offsets are committed at least this often (and after publishing)."

@@ -1,0 +1,298 @@
+"""Through a broker: the streamer against a raw aiokafka pass-through of the same records.
+
+    .venv/bin/python bench/throughput.py                      # Apache Kafka and Tansu, 3 repeats
+    .venv/bin/python bench/throughput.py --broker kafka --repeat 5 --studies 4000
+
+Per broker: one input topic (4 partitions) holds S studies of 10 DICOM JSON instances (default
+2,000 studies = 20,000 instances), each followed by its end-of-study marker, before anything runs.
+Then, for 1 and for 2 processes in one consumer group (both started together), alternately
+(pass-through, streamer, streamer, pass-through, ...):
+
+* **streamer**: `python -m streamer` (this tree, default settings, RocksDB state store and
+  changelog; fresh group, output, changelog topics and state dirs per run); done when all S
+  Bundles are read back from the output topic;
+* **pass-through**: `python bench/passthrough.py` (fresh group and output topic): aiokafka only,
+  every input record produced unchanged to the output topic with the streamer's consumer and
+  producer settings and its commit cadence (see passthrough.py); done when all 11 S records are
+  read back.
+
+Time = the exec of the first process → the last output record read by a consumer running
+alongside in this process; rate = instances / time for both sides (the pass-through also copies
+the S markers). Also: exec → ready (every partition assigned, and for the streamer restored), and
+the CPU time (utime + stime) of the processes. Target: streamer ≥ 80 % of the pass-through's rate.
+Scaling = rate(2 processes) / rate(1 process), per side.
+
+On Tansu both sides get STREAMER_IDEMPOTENT_PRODUCER=false and STREAMER_ISOLATION_LEVEL=
+read_uncommitted (`_kafkabench.streamer_env`). Output: bench/results/throughput.{md,json,png} and
+the README block `throughput`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import _kafkabench as kb
+import orjson
+from charts import bar_chart
+
+TARGET = 0.80
+SIDES = ("passthrough", "streamer")
+BROKERS = {"kafka": "apache-kafka", "apache-kafka": "apache-kafka", "tansu": "tansu"}
+
+
+async def one_run(
+    broker: kb.Broker,
+    side: str,
+    procs_n: int,
+    input_topic: str,
+    partitions: int,
+    keys: list[str],
+    instances: int,
+    records: int,
+    work: Path,
+    tag: str,
+) -> dict[str, Any]:
+    topics = kb.Topics.unique(f"tp-{side}-{tag}", input_topic=input_topic)
+    await kb.create_topics(broker, topics, partitions, changelog=side == "streamer")
+    procs: list[kb.Proc] = []
+    async with kb.Watcher(broker, topics.output) as out:
+        try:
+            for i in range(procs_n):
+                state = work / f"state-{tag}-{i}"
+                env = kb.streamer_env(
+                    "new", broker, topics, state, topic_partitions=partitions, http_port=0
+                )
+                if side == "streamer":
+                    proc = kb.Proc(
+                        f"{side}-{tag}-{i}", env, kb.REPO, work / f"{side}-{tag}-{i}.log"
+                    )
+                else:
+                    config = orjson.dumps(kb.passthrough_config(env)).decode()
+                    proc = kb.Proc(
+                        f"{side}-{tag}-{i}",
+                        env,
+                        kb.REPO,
+                        work / f"{side}-{tag}-{i}.log",
+                        cmd=(str(kb.BENCH / "passthrough.py"), config),
+                    )
+                procs.append(proc)
+            for proc in procs:  # started together
+                proc.start()
+            if side == "streamer":
+                await out.wait_keys(keys, 900, procs, "Bundles")
+            else:
+                await kb.wait_records(out, records, 900, procs, "records")
+            last_read = max(r.received for r in out.records)
+            cpu = sum(kb.cpu_seconds(p) for p in procs)
+            readies = [kb.ready_at(p, restores=side == "streamer") for p in procs]
+            codes = [p.terminate()[0] for p in procs]
+        finally:
+            for proc in procs:
+                proc.close()
+    start = min(p.started for p in procs)
+    took = last_read - start
+    known = [r for r in readies if r is not None]
+    res = {
+        "side": side,
+        "processes": procs_n,
+        "start_to_last_output_read_s": took,
+        "instances_per_s": instances / took,
+        "start_to_ready_s": max(known) - start if len(known) == len(readies) else None,
+        "cpu_s": cpu,
+        "output_records": len(out.records),
+        "exit_codes": codes,
+    }
+    kb.log(
+        f"{broker.kind} {side} x{procs_n} {tag}: {took:.2f} s = "
+        f"{res['instances_per_s']:,.0f} instances/s, cpu {cpu:.1f} s, "
+        f"{len(out.records):,} output records"
+    )
+    return res
+
+
+async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -> dict[str, Any]:
+    broker = kb.start_broker(kind)
+    runs: list[dict[str, Any]] = []
+    try:
+        with kb.workdir(args.keep, "bench-throughput-") as tmp:
+            base = kb.Topics.unique("tp-input")
+            await kb.create_topics(broker, base, args.partitions, changelog=False)
+            sent = await kb.produce(broker, base.input, studies.records(0, args.studies, True))
+            keys = sorted({studies.study(n)[0] for n in range(args.studies)})
+            kb.log(f"{sent:,} records in {base.input} ({args.partitions} partitions)")
+            instances = args.studies * args.per_study
+            for rep in range(args.repeat):
+                for procs_n in args.procs:
+                    order = SIDES if rep % 2 == 0 else SIDES[::-1]
+                    for side in order:
+                        runs.append(
+                            await one_run(
+                                broker,
+                                side,
+                                procs_n,
+                                base.input,
+                                args.partitions,
+                                keys,
+                                instances,
+                                sent,
+                                Path(tmp),
+                                f"{rep}-{procs_n}",
+                            )
+                            | {"rep": rep}
+                        )
+    finally:
+        broker.stop()
+    return {"broker": broker.info(), "runs": runs}
+
+
+def summary(result: dict[str, Any], procs: list[int]) -> dict[str, Any]:
+    runs = result["runs"]
+    out: dict[str, Any] = {}
+    for n in procs:
+        by = {s: [r for r in runs if r["side"] == s and r["processes"] == n] for s in SIDES}
+        rate = {s: kb.median([r["instances_per_s"] for r in by[s]]) for s in SIDES}
+        pairs = [
+            st["instances_per_s"] / pt["instances_per_s"]
+            for st, pt in zip(by["streamer"], by["passthrough"], strict=True)
+        ]
+        out[n] = {
+            "rate": rate,
+            "ratio": rate["streamer"] / rate["passthrough"],
+            "pair_ratios": pairs,
+            "ready": {
+                s: [r["start_to_ready_s"] for r in by[s] if r["start_to_ready_s"] is not None]
+                for s in SIDES
+            },
+            "cpu": {s: [r["cpu_s"] for r in by[s]] for s in SIDES},
+            "rates": {s: [r["instances_per_s"] for r in by[s]] for s in SIDES},
+        }
+    if 1 in out and 2 in out:
+        for s in SIDES:
+            out[2].setdefault("scaling", {})[s] = out[2]["rate"][s] / out[1]["rate"][s]
+    return out
+
+
+def table(results: list[dict[str, Any]], info: dict[str, Any], procs: list[int]) -> str:
+    def sp(values: list[float], fmt: str) -> str:
+        return kb.spread(values, fmt) if values else "–"
+
+    rows = []
+    verdicts = []
+    for res in results:
+        label = "Apache Kafka" if res["broker"]["kind"] == "apache-kafka" else "Tansu"
+        for n, s in res["summary"].items():
+            met = s["ratio"] >= TARGET
+            verdicts.append(f"{label} ×{n}: {s['ratio']:.0%} ({'met' if met else '**missed**'})")
+            scaling = s.get("scaling")
+            rows.append(
+                f"| {label} | {n} | {sp(s['rates']['passthrough'], '{:,.0f}')} | "
+                f"{sp(s['rates']['streamer'], '{:,.0f}')} | **{s['ratio']:.0%}** "
+                f"({min(s['pair_ratios']):.0%}–{max(s['pair_ratios']):.0%}) | "
+                f"{sp(s['ready']['passthrough'], '{:.2f}')} / {sp(s['ready']['streamer'], '{:.2f}')} | "
+                f"{sp(s['cpu']['passthrough'], '{:.1f}')} / {sp(s['cpu']['streamer'], '{:.1f}')} | "
+                + (
+                    f"{scaling['passthrough']:.2f}× / {scaling['streamer']:.2f}×"
+                    if scaling
+                    else "–"
+                )
+                + " |"
+            )
+    brokers = "; ".join(r["broker"]["label"] for r in results)
+    s, n = info["studies"], info["instances"]
+    return "\n".join(
+        [
+            "# Through a broker: streamer vs a raw aiokafka pass-through",
+            "",
+            # No old commit runs here: drop that part of the shared line.
+            kb.machine_line(info | {"broker": {"label": brokers}}).replace(
+                f"; old = {kb.OLD_COMMIT}", ""
+            ),
+            "",
+            f"{n:,} instances in {s:,} studies of {info['per_study']} (≈{info['instance_bytes']:,.0f} B "
+            f"of DICOM JSON each), each study followed by its end-of-study marker, all in the input "
+            f"topic ({info['partitions']} partitions) before the processes start. Time = exec of the "
+            "first process → the last output record (streamer: the last Bundle; pass-through: the "
+            "last copied record) read by a consumer alongside; rate = instances / time. "
+            "Pass-through = `bench/passthrough.py`: the same records copied with aiokafka, the "
+            "streamer's consumer/producer settings and commit cadence. Streamer = `python -m "
+            "streamer` with default settings (RocksDB store + changelog). Fresh group and topics "
+            f"per run, sides alternating; {info['repeat']} runs each, median (min–max); ratio = "
+            "streamer / pass-through medians (range of the per-run pairs).",
+            "",
+            "| broker | processes | pass-through instances/s | streamer instances/s | "
+            "streamer / pass-through | exec → ready, s (pass-through / streamer) | "
+            "CPU s (pass-through / streamer) | scaling ×2 (pass-through / streamer) |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Ready = every partition of the process's latest assignment assigned (streamer: and "
+            "restored), slowest process; – = a rebalance was still under way when the last record "
+            "was read.",
+            "",
+            f"Target: streamer ≥ {TARGET:.0%} of the pass-through's rate. "
+            + "; ".join(verdicts)
+            + ".",
+            "",
+        ]
+    )
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--broker", default="kafka,tansu", help="comma-separated: kafka, tansu")
+    ap.add_argument("--studies", type=int, default=2000)
+    ap.add_argument("--per-study", type=int, default=10)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--procs", default="1,2", help="process counts, comma-separated")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", type=Path, default=None, help="keep logs and state dirs here")
+    ap.add_argument("--out", default="throughput", help="result name")
+    args = ap.parse_args()
+    args.procs = [int(p) for p in args.procs.split(",")]
+    kinds = [BROKERS[b.strip()] for b in args.broker.split(",")]
+    started = time.perf_counter()
+    studies = kb.Studies(per_study=args.per_study)
+    info = kb.machine() | {
+        "repeat": args.repeat,
+        "partitions": args.partitions,
+        "studies": args.studies,
+        "per_study": args.per_study,
+        "instances": args.studies * args.per_study,
+        "instance_bytes": studies.instance_bytes,
+        "target": TARGET,
+    }
+    results = []
+    for kind in kinds:
+        res = await run_broker(kind, args, studies)
+        res["summary"] = summary(res, args.procs)
+        results.append(res)
+    info["took_s"] = time.perf_counter() - started
+    info["loadavg_end"] = list(os.getloadavg())
+    text = table(results, info, args.procs)
+    kb.write_results(args.out, text, {"info": info, "results": results})
+    labels, ratios = [], []
+    for res in results:
+        short = "Kafka" if res["broker"]["kind"] == "apache-kafka" else "Tansu"
+        for n, s in res["summary"].items():
+            labels.append(f"{short} ×{n}")
+            ratios.append(s["ratio"])
+    bar_chart(
+        args.out,
+        "Streamer rate / raw aiokafka pass-through rate (exec → last output)",
+        labels,
+        {"streamer / pass-through": ratios},
+        "ratio",
+        target=TARGET,
+        target_label=f"target {TARGET:.0%}",
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    kb.run(main)
