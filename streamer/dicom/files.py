@@ -2,6 +2,15 @@
 
 Shared by the library API (`from_directory`, `convert`) and `python -m streamer publish`, so both skip the
 same files (DICOMDIR, non-DICOM, unreadable) for the same stated reasons.
+
+``read_file`` reads only the top-level elements the mapping keeps (``instance.KEEP_TAGS``) plus the few it
+needs to tell a DICOMDIR or a raw dataset (pydicom adds SpecificCharacterSet itself); nested sequence items
+are read whole. Every slim instance, and so every Bundle and every cleaning warning, is the one a full read
+gives (``tests/unit/dicom/test_dicom_files_specific_tags.py`` checks the corpus), at a fraction of the cost
+(most of it was ``to_json_dict`` of tags slimming drops). What changes: the DICOM JSON holds only those tags
+(``publish`` sends the smaller instance; the processor slims to the same tags on receipt), and a malformed
+element outside them no longer gives "some DICOM elements could not be converted" -- slimming would have
+dropped it anyway, so that warning now only concerns elements that reach the mapping.
 """
 
 from __future__ import annotations
@@ -13,12 +22,18 @@ from typing import Any, Final
 import pydicom
 from pydicom.dataset import Dataset
 
+from streamer.dicom.instance import KEEP_TAGS
+
 _DICOMDIR_SOP_CLASS: Final = "1.2.840.10008.1.3.10"
 _DIRECTORY_RECORD_SEQUENCE: Final = 0x00041220
 # A raw dataset (no preamble) starts with a group 0002 or 0008 tag, little or big endian.
 _RAW_DATASET_STARTS: Final = frozenset({b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"})
 # Instance-level tags whose presence tells a raw (preamble-less) dataset from a file pydicom forced into shape.
 _INSTANCE_TAGS: Final = (0x00080016, 0x00080018, 0x0020000D, 0x0020000E)
+# The top-level tags ``read_file`` reads (see the module docstring); None would read every tag.
+_READ_TAGS: list[int] | None = sorted(
+    {int(tag, 16) for tag in KEEP_TAGS} | {_DIRECTORY_RECORD_SEQUENCE, *_INSTANCE_TAGS}
+)
 
 # Reasons a file is skipped (stable strings; the keys of ConversionReport.skipped_files).
 SKIP_DICOMDIR: Final = "DICOMDIR (a media directory index, not an instance)"
@@ -66,7 +81,12 @@ def read_file(path: Path) -> tuple[dict[str, Any], bool] | str:
     if not has_preamble and head[:2] not in _RAW_DATASET_STARTS:
         return SKIP_NOT_DICOM
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=not has_preamble)
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            force=not has_preamble,
+            specific_tags=_READ_TAGS,
+        )
     except Exception:  # noqa: BLE001 - pydicom raises many types on broken input; the file is skipped
         return SKIP_UNREADABLE_DICOM if has_preamble else SKIP_NOT_DICOM
     try:
