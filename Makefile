@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit broker-tests bench clean
+.PHONY: setup demo test lint unit broker-tests bench bench-all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,24 @@ test: lint
 	$(BIN)/python -m pytest
 	STREAMER_TEST_BROKER=tansu $(BIN)/python -m pytest -m "kafka and not real_kafka"
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## The library vs the seed (bench/run.py then bench/library.py); the seed gets its own venv.
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+## Every issue-12 benchmark one after the other (about 30 minutes), then the README headline table.
+bench-all: $(BENCH_STAMP)
+	$(BIN)/python bench/library.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/headline.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
