@@ -1,4 +1,4 @@
-"""`python -m streamer` with a memory probe, for bench/memory.py (not for production use).
+"""`python -m streamer` with a memory probe, for bench/memory.py and bench/soak.py (not for production use).
 
 Runs the `streamer` package found on sys.path exactly as `python -m streamer` does (runpy), after
 installing a SIGUSR2 handler that appends one JSON line to $BENCH_MALLINFO_OUT: VmRSS and glibc's
@@ -6,6 +6,10 @@ mallinfo2() (heap size, bytes in use, bytes free), then calls malloc_trim(0) (ha
 back to the kernel) and reports VmRSS and mallinfo2() again. That tells memory the process uses
 from memory glibc merely keeps after freeing it. The handler runs between bytecodes of the main
 thread; the streamer's own code is unchanged.
+
+With $BENCH_TRACEMALLOC_DIR set (bench/soak.py --tracemalloc), tracemalloc traces every Python
+allocation from the start (slow: a diagnosis run, not a measurement) and each SIGUSR1 dumps a
+snapshot to that dir as `<n>.snap`; the bench diffs two of them to find what grows.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import runpy
 import signal
 import sys
 import time
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
 
@@ -62,7 +68,21 @@ def _snapshot() -> dict[str, int]:
     }
 
 
+def _rocks_usage() -> dict[str, int] | None:
+    """Block cache and memtable bytes of the process's shared RocksDB resources, if any.
+
+    Found through the garbage collector, so the streamer needs no hook for the bench.
+    """
+    import gc
+
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "RocksResources" and hasattr(obj, "usage"):
+            return dict(obj.usage())
+    return None
+
+
 def _probe(_signum: int, _frame: object) -> None:
+    rocks = _rocks_usage()
     before = _snapshot()
     started = time.perf_counter()
     _libc.malloc_trim(0)
@@ -71,13 +91,28 @@ def _probe(_signum: int, _frame: object) -> None:
         "before": before,
         "after_trim": _snapshot(),
         "trim_s": time.perf_counter() - started,
+        "rocks": rocks,
     }
     with open(os.environ["BENCH_MALLINFO_OUT"], "a") as f:
         f.write(json.dumps(doc) + "\n")
 
 
+_snapshots = 0
+
+
+def _dump_snapshot(_signum: int, _frame: object) -> None:
+    global _snapshots
+    _snapshots += 1
+    path = Path(os.environ["BENCH_TRACEMALLOC_DIR"]) / f"{_snapshots}.snap"
+    tracemalloc.take_snapshot().dump(str(path.with_suffix(".tmp")))
+    path.with_suffix(".tmp").rename(path)  # whole files only, for the reader
+
+
 def main() -> None:
     signal.signal(signal.SIGUSR2, _probe)
+    if os.environ.get("BENCH_TRACEMALLOC_DIR"):
+        tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "8")))
+        signal.signal(signal.SIGUSR1, _dump_snapshot)
     sys.argv = ["streamer"]
     runpy.run_module("streamer", run_name="__main__", alter_sys=True)
 

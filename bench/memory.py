@@ -24,7 +24,8 @@ malloc_trim(0), then VmRSS again. RSS after the trim is what the process really 
 difference is freed memory glibc kept (fragmented heap after a burst of input).
 
 `--pace N` sends the instances at N per second instead of all at once (a steady feed instead of
-a catch-up burst). Output: bench/results/memory.{md,json} (`--out` for another name).
+a catch-up burst). Output: bench/results/memory.{md,json,png} (`--out` for another name); the
+target (≤ 1 KB per open instance at 10,000 and at 100,000, new code) is printed as met or missed.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import _kafkabench as kb
+from charts import bar_chart
 
 PARTITIONS = 3
 TIMEOUT_S = 86_400
 SETTLE_S = 3.0
-TARGET_B = 1024  # at most 1 KB of RAM per open instance at 100,000 (new code)
+TARGET_B = 1024  # at most 1 KB of RAM per open instance (new code), at each size
 
 
 def _lines(path: Path) -> list[str]:
@@ -67,6 +69,7 @@ async def sample(proc: kb.Proc, probe_out: Path) -> dict[str, Any]:
             out["heap"] = doc["before"]
             out["trimmed"] = doc["after_trim"]
             out["trimmed_rss_kib"] = doc["after_trim"]["rss_kib"]
+            out["rocks"] = doc.get("rocks")  # block cache / memtable bytes (new code only)
             return out
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{proc.name}: no answer from the memory probe:\n{proc.tail()}")
@@ -180,6 +183,40 @@ async def one_run(
     return out
 
 
+def verdict_line(runs: list[dict[str, Any]], n: int, i: int) -> str:
+    """Target met or missed at one size (new code), on RSS and on RSS after malloc_trim(0)."""
+    rss = kb.median([r["new"]["steps"][i]["per_instance_b"] for r in runs])
+    trimmed = kb.median([r["new"]["steps"][i]["trimmed_per_instance_b"] for r in runs])
+    return (
+        f"At {n:,} open instances: {rss:,.0f} B of RSS per open instance, target ≤ {TARGET_B:,} B "
+        + ("**met**" if rss <= TARGET_B else "**missed**")
+        + f"; {trimmed:,.0f} B after malloc_trim(0), "
+        + ("met." if trimmed <= TARGET_B else "missed.")
+    )
+
+
+def chart(name: str, runs: list[dict[str, Any]], sizes: list[int]) -> None:
+    """RAM per open instance by size: new (RSS, after malloc_trim) and old, with the target."""
+
+    def med(side: str, field: str) -> list[float]:
+        return [kb.median([r[side]["steps"][i][field] for r in runs]) for i in range(len(sizes))]
+
+    bar_chart(
+        name,
+        "RAM per open instance (RSS − idle) / N",
+        [f"{n:,} open" for n in sizes],
+        {
+            "new": med("new", "per_instance_b"),
+            "new, after malloc_trim": med("new", "trimmed_per_instance_b"),
+            "old (1aff090)": med("old", "per_instance_b"),
+        },
+        "bytes per open instance",
+        target=TARGET_B,
+        target_label="target ≤ 1 KB",
+        log_scale=True,
+    )
+
+
 def table(runs: list[dict[str, Any]], sizes: list[int], info: dict[str, Any]) -> str:
     sides = ("new", "old")
 
@@ -259,6 +296,20 @@ def table(runs: list[dict[str, Any]], sizes: list[int], info: dict[str, Any]) ->
                 *marginal("trimmed_rss_kib"),
             )
         )
+    for i, n in enumerate(sizes):
+        rocks = [r["new"]["steps"][i].get("rocks") for r in runs]
+        if all(rocks):
+            rows.append(
+                (
+                    f"RocksDB block cache / memtables at {n:,} (part of the RSS; 32 MiB caps by default)",
+                    " / ".join(
+                        kb.spread([x[k] / 2**20 for x in rocks if x], "{:,.1f}")
+                        for k in ("block_cache", "write_buffers")
+                    )
+                    + " MiB",
+                    "–",
+                )
+            )
     disk = [r["new"]["steps"][-1]["state_dir_bytes"] / sizes[-1] for r in runs]
     rows.append(
         (
@@ -267,16 +318,7 @@ def table(runs: list[dict[str, Any]], sizes: list[int], info: dict[str, Any]) ->
             "–",
         )
     )
-    big = kb.median([r["new"]["steps"][-1]["per_instance_b"] for r in runs])
-    trimmed = kb.median([r["new"]["steps"][-1]["trimmed_per_instance_b"] for r in runs])
-    verdict = (
-        f"New code at {sizes[-1]:,} open instances: {big:,.0f} B of RSS per open instance, "
-        + ("within" if big <= TARGET_B else "**above**")
-        + f" the target of ≤ {TARGET_B:,} B; {trimmed:,.0f} B once glibc hands its free heap "
-        "back (malloc_trim(0)), "
-        + ("within" if trimmed <= TARGET_B else "**above**")
-        + " the target."
-    )
+    verdict = " ".join(verdict_line(runs, n, i) for i, n in enumerate(sizes))
     feed = (
         f"sent at {info['pace']:,.0f} instances/s"
         if info.get("pace")
@@ -344,6 +386,7 @@ async def main() -> None:
     info["loadavg_end"] = list(os.getloadavg())
     text = table(runs, sizes, info)
     kb.write_results(name, text, {"info": info, "runs": runs})
+    chart(name, runs, sizes)
     print(text)
 
 

@@ -68,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name in {"-h", "--help", "help"} or (name == "run" and args[:1] in (["-h"], ["--help"])):
         print(USAGE)  # noqa: T201
         return 0
+    if "-h" in args or "--help" in args:
+        from streamer.cli.parsers import PARSERS
+
+        if name in PARSERS:
+            # The command's own parser, without its module's imports: prints the help and exits 0
+            # (a "--help" after "--" is a file name: parsing passes and the command runs as usual).
+            PARSERS[name]().parse_args(args)
     try:
         command = _command(name)
         if command is None:

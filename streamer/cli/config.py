@@ -6,12 +6,12 @@ print as ``***`` when set; unset settings print an empty value. Bad settings exi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from pydantic import SecretStr
 
+from streamer.cli.parsers import config as parser
 from streamer.config import ENV_PREFIX, Settings, load_settings, unknown_env_vars
 
 MASK = "***"
@@ -43,12 +43,7 @@ def render(settings: Settings) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m streamer config",
-        description="Print the effective settings (STREAMER_* variables over the defaults), one "
-        "NAME=value a line; secrets print as ***. Exit code 2 when a setting is invalid.",
-    )
-    parser.parse_args(argv)
+    parser().parse_args(argv)
     settings = load_settings()
     sys.stdout.write(render(settings))
     for name in unknown_env_vars():

@@ -7,7 +7,6 @@ Bundle per study, writes them to a folder, prints a summary, and stops everythin
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from streamer.cli.parsers import demo as parser
 from streamer.cli.publish import publish
 from streamer.cli.run import build_processor, open_state
 from streamer.config import Settings, load_settings
@@ -126,21 +126,7 @@ def _show(
 
 def main(argv: Sequence[str]) -> int:
     """CLI entry point for the `demo` subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m streamer demo", description=__doc__)
-    parser.add_argument(
-        "-o", "--out", type=Path, default=Path("demo-output"), help="where Bundles go"
-    )
-    parser.add_argument(
-        "--broker",
-        choices=("tansu", "kafka"),
-        default="tansu",
-        help="embedded broker: Tansu (default, starts in ms) or Apache Kafka from Maven Central jars",
-    )
-    parser.add_argument("--print-bundles", action="store_true", help="print every Bundle as JSON")
-    parser.add_argument(
-        "--log-level", default="WARNING", help="log level of the streamer (default WARNING)"
-    )
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     configure_logging(args.log_level.upper(), "text")
     print(f"starting embedded {args.broker} broker ...")  # noqa: T201
     broker = start_tansu() if args.broker == "tansu" else start_apache_kafka()

@@ -10,7 +10,6 @@ last line on stdout is the summary.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
@@ -25,6 +24,7 @@ import orjson
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from streamer.cli.parsers import publish as parser
 from streamer.config import Settings, load_log_level, load_settings
 from streamer.dicom.files import list_files, read_file
 from streamer.errors import InvalidInstanceError
@@ -244,46 +244,6 @@ async def publish(
             await out.flush()
     report.seconds = time.monotonic() - started
     return report
-
-
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
-
-
-def parser() -> argparse.ArgumentParser:
-    """The ``publish`` command line."""
-    p = argparse.ArgumentParser(
-        prog="python -m streamer publish",
-        description="Publish DICOM instances as DICOM JSON messages keyed by StudyInstanceUID, "
-        "then one end-of-study marker per study. PATHs are DICOM files, .json files (one "
-        "DICOM JSON instance or a list of them), .jsonl/.ndjson files (one instance per line), "
-        "or folders (recursive). Broker, topic and security come from STREAMER_BOOTSTRAP_SERVERS, "
-        "STREAMER_INPUT_TOPIC, STREAMER_SECURITY_PROTOCOL and the other STREAMER_* settings.",
-    )
-    p.add_argument(
-        "paths",
-        nargs="+",
-        type=Path,
-        metavar="PATH",
-        help="DICOM file, .json, .jsonl or .ndjson file, or folder (recursive)",
-    )
-    p.add_argument("--no-markers", action="store_true", help="do not send end-of-study markers")
-    p.add_argument(
-        "--rate",
-        type=_positive_rate,
-        metavar="N",
-        help="send at most N messages (instances and markers) per second",
-    )
-    p.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar (it is shown on a terminal)"
-    )
-    return p
 
 
 def main(argv: Sequence[str]) -> int:

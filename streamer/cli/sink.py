@@ -9,13 +9,13 @@ STREAMER_HTTP_HOST:STREAMER_HTTP_PORT as for the processor.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from streamer.cli.parsers import sink as _parser
 from streamer.config import (
     Settings,
     SinkSettings,
@@ -33,28 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("streamer.sink")
 
 _TOPIC_CHECK_S = 5.0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m streamer sink",
-        description="POST every transaction Bundle of STREAMER_OUTPUT_TOPIC to a FHIR server. "
-        "Kafka comes from the STREAMER_* settings; credentials from STREAMER_FHIR_TOKEN or "
-        "STREAMER_FHIR_USERNAME/STREAMER_FHIR_PASSWORD.",
-    )
-    parser.add_argument(
-        "--fhir-base-url",
-        default=None,
-        metavar="URL",
-        help="the FHIR server's base URL, e.g. http://fhir:8080/fhir (STREAMER_FHIR_BASE_URL)",
-    )
-    parser.add_argument(
-        "--group",
-        default=None,
-        metavar="GROUP",
-        help="consumer group (STREAMER_SINK_GROUP_ID; default '<STREAMER_GROUP_ID>-sink')",
-    )
-    return parser
 
 
 def main(argv: Sequence[str]) -> int:

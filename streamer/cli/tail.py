@@ -25,40 +25,10 @@ from typing import Any
 
 import orjson
 
+from streamer.cli.parsers import tail as parser
 from streamer.config import Settings, load_log_level, load_settings
 from streamer.kafka.reader import TopicRecord, follow
 from streamer.log import configure_logging
-
-
-def parser() -> argparse.ArgumentParser:
-    """The ``tail`` command line."""
-    p = argparse.ArgumentParser(
-        prog="python -m streamer tail",
-        description="Print the FHIR Bundles of STREAMER_OUTPUT_TOPIC as they arrive: one summary "
-        "line per study, or the full JSON. Broker and security come from the STREAMER_* "
-        "settings. Ctrl-C stops.",
-    )
-    p.add_argument(
-        "--from-beginning",
-        action="store_true",
-        help="start with the oldest Bundle kept in the topic (default: only new ones)",
-    )
-    p.add_argument(
-        "--json", action="store_true", help="print each Bundle's full JSON (one line per Bundle)"
-    )
-    p.add_argument(
-        "--show-patient",
-        action="store_true",
-        help="add the patient's ID and name to the summary line (hidden by default)",
-    )
-    p.add_argument(
-        "-n",
-        "--max-bundles",
-        type=int,
-        metavar="N",
-        help="exit after N Bundles (default: run until Ctrl-C)",
-    )
-    return p
 
 
 def _resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
