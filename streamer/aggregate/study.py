@@ -62,7 +62,14 @@ class PartitionState:
         self._open.clear()
         self._ready.clear()
         self._closed.clear()
+        closed: list[StudyRecord] = []
         for record in records:
+            if record.status is StudyStatus.CLOSED and record.closed_at_ms is not None:
+                closed.append(record)
+            else:
+                self._index(record)
+        # _closed is kept in closing order, so expire() stops at the first study still retained.
+        for record in sorted(closed, key=lambda r: r.closed_at_ms or 0):
             self._index(record)
 
     def _index(self, record: StudyRecord) -> None:
@@ -210,9 +217,14 @@ class PartitionState:
         A small expired record stays, so a later instance of the study is dead-lettered instead of
         starting a new, smaller study that would replace the complete one downstream.
         """
-        expired = [
-            uid for uid, closed in self._closed.items() if now_ms >= closed + self.retention_ms
-        ][:limit]
+        # In closing order (a study closed again moves to the end), so only the expired ones are
+        # looked at: the sweep costs nothing however many closed studies are kept. A clock that went
+        # back can only keep a study a little longer than the retention, never shorter.
+        expired: list[str] = []
+        for uid, closed in self._closed.items():
+            if len(expired) >= limit or now_ms < closed + self.retention_ms:
+                break
+            expired.append(uid)
         for uid in expired:
             record = self.store.get_study(uid)
             self.store.delete_instances(uid)

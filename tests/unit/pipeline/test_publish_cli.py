@@ -11,6 +11,7 @@ from types import TracebackType
 import orjson
 import pytest
 
+from streamer.cli import parsers
 from streamer.cli import publish as publish_cli
 from streamer.cli.publish import PublishReport, RateLimiter, iter_instances, publish
 from streamer.config import Settings, load_settings
@@ -147,7 +148,7 @@ async def test_rate_limiter_paces_with_a_fake_clock() -> None:
 
 def test_rate_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        publish_cli.parser().parse_args(["x", "--rate", "0"])
+        parsers.publish().parse_args(["x", "--rate", "0"])
     assert info.value.code == 2
     assert "--rate" in capsys.readouterr().err
 

@@ -152,6 +152,23 @@ def test_expire_is_bounded_per_call(st: PartitionState) -> None:
     assert st.closed_count == 0
 
 
+def test_expire_goes_in_closing_order_also_after_a_rearm(st: PartitionState) -> None:
+    # B closes first, then C, then A, then D; A is reopened by a late instance and closed again last.
+    for n, uid in enumerate(("A", "B", "C", "D")):
+        st.add_instance(inst(uid, "x"), 2 * n, 1000)
+    st.close("B", 1000, CloseReason.TIMEOUT)
+    st.close("C", 2000, CloseReason.TIMEOUT)
+    st.close("A", 3000, CloseReason.TIMEOUT)
+    st.close("D", 3000, CloseReason.TIMEOUT)
+    st.add_instance(inst("A", "late"), 10, 3500)
+    st.close("A", 4000, CloseReason.TIMEOUT)
+    assert st.expire(2000 + RETENTION, limit=10) == ["B", "C"]
+    st.rearm(list(st.store.studies()))  # as after a restart: A comes before D in UID order
+    assert st.expire(3000 + RETENTION, limit=10) == ["D"]
+    assert st.expire(3999 + RETENTION, limit=10) == []
+    assert st.expire(4000 + RETENTION, limit=10) == ["A"]
+
+
 def test_next_offset_is_last_processed_plus_one(st: PartitionState) -> None:
     assert st.next_offset is None
     st.add_instance(inst("A", "a1"), 10, 1000)
