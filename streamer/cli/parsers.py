@@ -137,9 +137,71 @@ def demo() -> argparse.ArgumentParser:
     return parser
 
 
-# The commands whose --help needs no import of the command's module (``convert`` has its own).
+_CONVERT_EPILOG = """\
+The mapping options default to the processor's STREAMER_* variables: STREAMER_DICOM_TIMEZONE,
+STREAMER_ADD_INSTANCES, STREAMER_ADD_VITAL_SIGNS, STREAMER_PROFILE and STREAMER_WADO_BASE_URL; a flag
+overrides its variable (an empty --timezone or --wado-base-url unsets it). Other STREAMER_* variables
+are ignored."""
+
+
+def convert() -> argparse.ArgumentParser:
+    """The ``convert`` command line."""
+    p = argparse.ArgumentParser(
+        prog="streamer convert",
+        description="Convert DICOM files to FHIR R4B transaction Bundles, one JSON file per study.",
+        epilog=_CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM file or directory (recursive)")
+    p.add_argument(
+        "-o",
+        "--outdir",
+        default=".",
+        help="directory for the Bundle files (default: current directory)",
+    )
+    p.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="IANA zone for DICOM dates/times without TimezoneOffsetFromUTC, e.g. Europe/Berlin "
+        "(default: STREAMER_DICOM_TIMEZONE)",
+    )
+    p.add_argument(
+        "--add-instances",
+        action=argparse.BooleanOptionalAction,
+        help="list every instance in ImagingStudy.series (default: STREAMER_ADD_INSTANCES, false)",
+    )
+    p.add_argument(
+        "--vital-signs",
+        action=argparse.BooleanOptionalAction,
+        help="emit body weight / height Observations (default: STREAMER_ADD_VITAL_SIGNS, true)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("core", "mii"),
+        help="FHIR profile set (default: STREAMER_PROFILE, core)",
+    )
+    p.add_argument(
+        "--wado-base-url",
+        metavar="URL",
+        help="DICOMweb WADO-RS base URL, adds an Endpoint (default: STREAMER_WADO_BASE_URL)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on the first unusable file instead of skipping it",
+    )
+    p.add_argument("--compact", action="store_true", help="write compact JSON (default: indented)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print skip reasons and warnings")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (it is shown on a terminal)"
+    )
+    return p
+
+
+# The commands whose --help needs no import of the command's module.
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "publish": publish,
+    "convert": convert,
     "tail": tail,
     "sink": sink,
     "config": config,
