@@ -4,13 +4,18 @@ Each study is one ``build_study_bundle(instances, MappingOptions(...))`` call, w
 the Bundle (see README "What is measured"), and each result is serialised with ``bundle_json(result)``
 (bytes). Imports and workload generation happen before timing (see harness.py). ``PATHS`` are the library
 calls bench/library.py times (``from_generator``, ``from_generator_json``, ``from_directory``, ...).
+``--cpu`` prints the CPU time of each pass instead (``time.process_time``; see ``cpu_passes``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.metadata as md
+import json
+import statistics
 import sys
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -129,12 +134,41 @@ def memory(seed: int) -> dict[str, float]:
     }
 
 
+def cpu_passes(args: Any) -> dict[str, Any]:
+    """``--cpu``: CPU time (``time.process_time``) of each pass of ``convert_all`` per scenario, in this
+    process alone: steadier than wall time on a loaded machine (bench/README.md "Mapping speed")."""
+    out: dict[str, Any] = {"profile": args.profile, "repeat": args.repeat, "scenarios": {}}
+    for key in args.scenarios.split(","):
+        sc = workload.SCENARIOS[key]
+        studies = workload.generate(sc, args.seed)
+        convert_all(studies[:1], sc.add_instances)  # warm-up
+        cpu: list[float] = []
+        for _ in range(args.repeat):
+            gc.collect()
+            t0 = time.process_time()
+            nbytes = convert_all(studies, sc.add_instances)
+            cpu.append(time.process_time() - t0)
+        out["scenarios"][key] = {
+            "label": sc.label,
+            "instances": sc.instances,
+            "cpu_s": [round(c, 4) for c in cpu],
+            "median_cpu_s": round(statistics.median(cpu), 4),
+            "instances_per_cpu_s": round(sc.instances / statistics.median(cpu)),
+            "json_bytes": nbytes,
+        }
+    return out
+
+
 def main() -> None:
     global PROFILE
-    args = harness.parse_args()
+    cpu = "--cpu" in sys.argv[1:]
+    args = harness.parse_args([a for a in sys.argv[1:] if a != "--cpu"])
     PROFILE = args.profile
     versions = {p: _version(p) for p in ("fhir.resources", "pydantic", "orjson")}
     versions["streamer"] = f"{getattr(streamer, '__version__', '?')} (working tree {BENCH.parent})"
+    if cpu:
+        print(json.dumps(cpu_passes(args)))
+        return
     side = harness.Side(
         "streamer", versions, convert_all, write_sample, memory, args.profile, PATHS
     )

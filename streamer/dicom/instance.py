@@ -9,6 +9,7 @@ values); without it they behave the same and say nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
@@ -193,9 +194,15 @@ def _uid(ds: Mapping[str, Any], tag: str, name: str, warnings: list[str] | None)
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         raise InvalidInstanceError(f"{name} ({tag[:4]},{tag[4:]}) has no string value")
     uid = value[0].strip(_PAD)  # the same object when there is no padding
-    if len(uid) <= _MAX_UID and _UID.fullmatch(uid) is not None:
+    if _valid_uid(uid):
         return uid
     return _odd_uid(uid, f"{name} ({tag[:4]},{tag[4:]})", warnings)
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_uid(uid: str) -> bool:
+    """True for a UID PS3.5 9.1 allows. Cached: the study and series UIDs repeat in every instance."""
+    return len(uid) <= _MAX_UID and _UID.fullmatch(uid) is not None
 
 
 def _odd_uid(uid: str, label: str, warnings: list[str] | None) -> str:

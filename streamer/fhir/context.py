@@ -3,6 +3,7 @@ resolver."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -80,6 +81,27 @@ def distinct_elements(insts: Sequence[jm.Dataset], tag: str) -> list[Any]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _zoned(
+    date_raw: str, time_raw: str | None, offset_raw: str | None, zone_name: str | None
+) -> tuple[str, bool] | None:
+    """(FHIR dateTime, True when a time was dropped for want of a zone) from raw DA, TM and
+    TimezoneOffsetFromUTC values; None when one of them is invalid (the caller then warns as it reads).
+    Cached: series and studies repeat the same date, time and offset strings."""
+    date = dv.parse_da(date_raw)
+    time = None if time_raw is None else dv.parse_tm(time_raw)
+    offset = None if offset_raw is None else dv.parse_tz_offset(offset_raw)
+    if (
+        date is None
+        or (time is None) != (time_raw is None)
+        or (offset is None) != (offset_raw is None)
+    ):
+        return None
+    value = dv.fhir_datetime(date, time, offset, zone_name)
+    assert value is not None  # a date gives at least the date
+    return value, time is not None and value == date and len(date) == 10
+
+
 def tag_label(name: str, tag: str) -> str:
     """``Name (GGGG,EEEE)`` for warnings."""
     return f"{name} ({tag[:4]},{tag[4:]})"
@@ -96,6 +118,8 @@ class StudyContext:
     series: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     schemes: SchemeResolver = field(init=False)
     view: DatasetView = field(init=False)
+    # imaging_study.series_order, kept: the Devices and the ImagingStudy both walk the series in that order
+    series_order: list[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.schemes = SchemeResolver(
@@ -187,6 +211,27 @@ class StudyContext:
     ) -> str | None:
         """A FHIR dateTime from a DA + TM pair, honouring TimezoneOffsetFromUTC (0008,0201), then
         ``options.dicom_timezone``; date precision only when no zone is known (see values.fhir_datetime)."""
+        if (
+            insts
+            and _uniform(insts, date_tag[0])
+            and _uniform(insts, time_tag[0])
+            and _uniform(insts, t.TimezoneOffsetFromUTC)
+        ):
+            # the usual case: one set of raw values, all valid (else the reads below warn)
+            ds = insts[0]
+            date_raw = jm.first(ds, date_tag[0])
+            if date_raw is None:
+                return None
+            hit = _zoned(
+                date_raw,
+                jm.first(ds, time_tag[0]),
+                jm.first(ds, t.TimezoneOffsetFromUTC),
+                self.options.dicom_timezone,
+            )
+            if hit is not None:
+                if hit[1]:
+                    self._warn_no_zone(what)
+                return hit[0]
         date = self.parsed(insts, date_tag[0], date_tag[1], dv.parse_da)
         if date is None:
             return None
@@ -194,11 +239,14 @@ class StudyContext:
         offset = self.offset(insts)
         value = dv.fhir_datetime(date, time, offset, self.options.dicom_timezone)
         if time is not None and value == date and len(date) == 10:
-            self.warnings.add(
-                f"{what}: no time zone known (TimezoneOffsetFromUTC (0008,0201) absent, dicom_timezone "
-                "unset): date precision only"
-            )
+            self._warn_no_zone(what)
         return value
+
+    def _warn_no_zone(self, what: str) -> None:
+        self.warnings.add(
+            f"{what}: no time zone known (TimezoneOffsetFromUTC (0008,0201) absent, dicom_timezone "
+            "unset): date precision only"
+        )
 
     def offset(self, insts: Sequence[jm.Dataset]) -> timedelta | None:
         """TimezoneOffsetFromUTC (0008,0201) agreed by the instances, or None."""

@@ -410,14 +410,18 @@ def _series(
 
 
 def series_order(ctx: StudyContext) -> list[str]:
-    """Series UIDs ordered by SeriesNumber (absent last), then UID: independent of arrival order."""
+    """Series UIDs ordered by SeriesNumber (absent last), then UID: independent of arrival order (computed
+    once per study: ``ctx.series`` is complete before any mapper runs)."""
+    if ctx.series_order is not None:
+        return ctx.series_order
 
     def key(uid: str) -> tuple[int, str]:
         numbers = [dv.parse_is(jm.first_raw(ds, t.SeriesNumber)) for ds in ctx.series[uid]]
         valid = [n for n in numbers if n is not None]
         return (min(valid) if valid else 1 << 62, uid)
 
-    return sorted(ctx.series, key=key)
+    ctx.series_order = sorted(ctx.series, key=key)
+    return ctx.series_order
 
 
 def build_imaging_study(

@@ -37,6 +37,10 @@ BREACHES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
         lambda b: _entry(b, "Device").update(fullUrl=OTHER),
         "does not belong to the resource",
     ),
+    "fullUrl not a string": (
+        lambda b: _entry(b, "Device").update(fullUrl=["urn:uuid:x"]),
+        "does not belong to the resource",
+    ),
     "request.url of another id": (
         lambda b: _entry(b, "Device")["request"].update(url="Device/x"),
         "expected PUT 'Device/",
@@ -52,6 +56,18 @@ BREACHES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "relative reference": (
         lambda b: _entry(b, "ImagingStudy")["resource"]["subject"].update(reference="Patient/1"),
         "'Patient/1' is not a urn:uuid reference",
+    ),
+    "dangling reference in a nested extension": (
+        lambda b: _entry(b, "ImagingStudy")["resource"]["series"][0].update(
+            extension=[{"url": "http://example.org/x", "valueReference": {"reference": OTHER}}]
+        ),
+        f"ImagingStudy.series[0].extension[0].valueReference.reference: {OTHER} is no entry's fullUrl",
+    ),
+    "reference with an escaped character": (
+        lambda b: _entry(b, "ImagingStudy")["resource"]["subject"].update(
+            reference=_entry(b, "Patient")["fullUrl"] + '"'
+        ),
+        "is no entry's fullUrl",
     ),
     "duplicate entry": (
         lambda b: b["entry"].append(copy.deepcopy(b["entry"][1])),

@@ -72,6 +72,19 @@ def test_started_uses_dicom_timezone_dst() -> None:
     assert study["started"] == "2024-07-15T09:30:00+02:00"
 
 
+def test_cached_dates_warn_as_often_as_they_are_read() -> None:
+    # dates are parsed once per raw strings (context._zoned): each study still gets its own warnings
+    for _ in range(2):
+        study, warnings = study_of(
+            [inst(1, StudyDate="20240316", StudyTime="101500")], MappingOptions()
+        )
+        assert study["started"] == "2024-03-16"
+        assert sum("no time zone known" in w for w in warnings) == 1
+    study, warnings = study_of([inst(1, StudyDate="20240316", StudyTime="25")])
+    assert study["started"] == "2024-03-16"
+    assert any("StudyTime (0008,0030): invalid value dropped" in w for w in warnings)
+
+
 def test_started_without_zone_is_date_only_with_warning() -> None:
     study, warnings = study_of(
         [inst(1, StudyDate="20240315", StudyTime="101500")], MappingOptions()
