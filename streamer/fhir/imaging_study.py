@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any, cast
 
 import orjson
-from pydicom._uid_dict import UID_dictionary
 
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
@@ -285,6 +284,9 @@ def _instance(ctx: StudyContext, ds: jm.Dataset) -> dict[str, Any] | None:
         )
         return None
     coding: dict[str, Any] = {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{sop_class}"}
+    # pydicom's UID names only here, so the stream processor does not load pydicom at start-up
+    from pydicom._uid_dict import UID_dictionary
+
     known = UID_dictionary.get(sop_class)
     if known:
         coding["display"] = known[0]

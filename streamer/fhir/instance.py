@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
-
 from streamer.dicom import cleaning
 from streamer.dicom import json_model as jm
 from streamer.dicom.instance import KEEP_TAGS, slim_instance
@@ -62,6 +60,9 @@ class DatasetView:
         self._ds = ds
 
     def _tag(self, keyword: str) -> str | None:
+        # imported here: only an id_function reads instances by keyword (no pydicom at processor start)
+        from pydicom.datadict import tag_for_keyword
+
         tag = tag_for_keyword(keyword)
         return None if tag is None else f"{tag:08X}"
 

@@ -43,7 +43,7 @@ def test_help_loads_no_heavy_package(argv: list[str]) -> None:
     assert _heavy_loaded(*argv) == []
 
 
-@pytest.mark.parametrize("command", ["publish", "tail", "sink", "config", "demo"])
+@pytest.mark.parametrize("command", ["publish", "tail", "sink", "config", "demo", "convert"])
 def test_a_commands_help_loads_no_heavy_package(command: str) -> None:
     # Answered by streamer.cli.parsers, the same parser the command parses with.
     assert _heavy_loaded(command, "x", "--help") == []
@@ -71,3 +71,20 @@ def test_import_streamer_loads_no_heavy_package() -> None:
 def test_the_probe_sees_heavy_packages_when_they_are_loaded() -> None:
     # `config` loads the settings (pydantic): the probe must notice, or the tests above prove nothing.
     assert "pydantic" in _heavy_loaded("config", expect_usage=False)
+
+
+def test_the_stream_processor_does_not_load_pydicom() -> None:
+    """The processor maps DICOM JSON; pydicom (with numpy) is for files only, so it is not loaded at start."""
+    code = (
+        "import sys, streamer.cli.run, streamer.app, streamer.publishing\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'pydicom', 'numpy'})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == []
