@@ -147,7 +147,7 @@ are ignored."""
 def convert() -> argparse.ArgumentParser:
     """The ``convert`` command line."""
     p = argparse.ArgumentParser(
-        prog="streamer convert",
+        prog="python -m streamer convert",
         description="Convert DICOM files to FHIR R4B transaction Bundles, one JSON file per study.",
         epilog=_CONVERT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
