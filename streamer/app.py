@@ -1,10 +1,11 @@
 """The processing loop: poll -> decode -> aggregate -> close due studies -> publish -> checkpoint.
 
 One task does everything, under one lock that the rebalance callbacks also take, so record
-handling, timers, publishing and checkpoints never interleave. Study state lives in a store per
-partition backed by a changelog topic (``partitions.py``); offsets are committed only after every
-Bundle, dead letter and changelog record they depend on is acknowledged. Building and sending a
-closed study's Bundle (or its dead letter) is ``publishing.py``'s part.
+handling, timers, publishing and checkpoints never interleave (only a checkpoint's changelog sends,
+acks, commit and store write go on in the background, on the snapshot it sealed). Study state lives
+in a store per partition backed by a changelog topic (``partitions.py``); offsets are committed
+only after every Bundle, dead letter and changelog record they depend on is acknowledged. Building
+and sending a closed study's Bundle (or its dead letter) is ``publishing.py``'s part.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ _STATUS_INTERVAL_S = 60.0  # a periodic line with counters and open studies per 
 _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 # After closes a checkpoint follows at once, but not more often than this: while a backlog is read,
 # every poll closes studies, and a checkpoint per poll would spend the loop waiting on round trips.
-# A checkpoint holds the loop for its acks and commit (≈ 10–70 ms); at 0.2 s, studies arriving at a
-# steady rate met one every fifth of a second, which set the marker → Bundle p95/p99
-# (bench/latency.py). A crash re-publishes at most this much more (same ids: harmless downstream).
+# A checkpoint's sends, acks and commit (≈ 10–70 ms) run in the background (partitions.py); the next
+# one waits for them, so checkpointing much more often would hold the loop again. A crash
+# re-publishes at most this much more (same ids: harmless downstream).
 _MIN_CLOSE_CHECKPOINT_S = 1.0
 # After a checkpoint, freed heap memory is handed back to the system at most this often.
 _RELEASE_MEMORY_INTERVAL_S = 10.0
@@ -126,6 +127,7 @@ class Processor:
         self._partitions.check()
         batch = await self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
         async with self._lock:
+            await self._partitions.settle()  # a finished background checkpoint: drop refused lanes
             await self._handle_batch(batch)
             closed = await self._close_due()
             interval = self._settings.commit_interval_seconds
@@ -178,8 +180,13 @@ class Processor:
         """Publish what is due, wait for every ack and checkpoint (run() calls it after stop())."""
         async with self._lock:
             await self._close_due()
-            await self._checkpoint()
+            await self._checkpoint(wait=True)
         log.info("stopped", extra={"stats": self.metrics.snapshot()})
+
+    async def wait_checkpoint(self) -> None:
+        """Wait until the checkpoint running in the background is done (raises its failure)."""
+        async with self._lock:
+            await self._partitions.settle(wait=True)
 
     async def wait_ready(self) -> None:
         """Wait until the current assignment is restored (raises a restore failure)."""
@@ -350,9 +357,10 @@ class Processor:
 
     # ---- checkpoints -----------------------------------------------------------------------
 
-    async def _checkpoint(self) -> None:
+    async def _checkpoint(self, *, wait: bool = False) -> None:
+        # Measures what holds the loop: the previous checkpoint's end and the sealing.
         started = time.perf_counter()
-        await self._partitions.checkpoint()
+        await self._partitions.checkpoint(wait=wait)
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
         now = self._clock()
         self._last_commit = now

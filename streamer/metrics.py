@@ -163,7 +163,7 @@ class Metrics:
         )
         self.checkpoint_seconds = self._histogram(
             "checkpoint_seconds",
-            "Time of a whole checkpoint: changelog sends, every ack, the commit, the store write.",
+            "Time a checkpoint holds the loop (waiting for the previous one, sealing the staged changes).",
             _COMMIT_BUCKETS,
         )
         self.rebalances = self._counter(

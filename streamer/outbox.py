@@ -1,4 +1,8 @@
-"""Sends waiting for their broker ack: offsets may be committed only once the outbox is drained."""
+"""Sends waiting for their broker ack: offsets may be committed only once the sends before are acked.
+
+A checkpoint `take`s the sends made so far and `wait`s for them while the loop goes on sending:
+a busy loop cannot hold its commit back. `drain` waits for everything.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ OnTooLarge = Callable[[RecordTooLargeError], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Pending:
+class Pending:
+    """One send waiting for its ack."""
+
     future: asyncio.Future[int]
     on_too_large: OnTooLarge | None
 
@@ -28,7 +34,7 @@ class Outbox:
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._failed: OutputError | None = None
 
     def __len__(self) -> int:
@@ -71,7 +77,7 @@ class Outbox:
             return None
         except OutputError as exc:
             raise self._fail(exc) from exc
-        self._pending.append(_Pending(future, on_too_large))
+        self._pending.append(Pending(future, on_too_large))
         return future
 
     async def send_batch(
@@ -91,22 +97,52 @@ class Outbox:
             )
         except (RecordTooLargeError, OutputError) as exc:
             raise self._fail(exc) from exc
-        self._pending.append(_Pending(future, None))
+        self._pending.append(Pending(future, None))
         return future
 
     async def drain(self) -> None:
         """Wait for every ack (including sends made by on_too_large callbacks meanwhile)."""
         self.check()
         while self._pending:
-            pending, self._pending = self._pending, []
-            results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
-            for item, outcome in zip(pending, results, strict=True):
-                if not isinstance(outcome, BaseException):
+            await self.wait(self.take())
+
+    def take(self) -> list[Pending]:
+        """The sends made so far, for `wait`; later sends are the next taker's."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def wait(self, sends: list[Pending]) -> None:
+        """Wait for the acks of `sends` (from `take`); raise the sticky OutputError on a refusal.
+
+        A refusal raises as soon as it comes, without waiting for the other acks. A "too large"
+        refusal runs its on_too_large callback; what the callback sends is waited for too (with
+        every send made meanwhile: a superset). Cancelling the wait leaves the sends be.
+        """
+        self.check()
+        while sends:
+            waiting = [p.future for p in sends if not p.future.done()]
+            if waiting and not any(_failed(p.future) for p in sends):
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
+            remaining: list[Pending] = []
+            failure: BaseException | None = None
+            retried = False
+            for item in sends:
+                if not item.future.done():
+                    remaining.append(item)
+                    continue
+                outcome = _outcome(item.future)  # retrieve every outcome, so none goes unseen
+                if outcome is None or failure is not None:
                     continue
                 if isinstance(outcome, RecordTooLargeError) and item.on_too_large is not None:
                     await item.on_too_large(outcome)
+                    retried = True
                     continue
-                raise self._fail(outcome)
+                failure = outcome
+            if failure is not None:
+                for item in remaining:
+                    item.future.add_done_callback(_outcome)
+                raise self._fail(failure)
+            sends = remaining + (self.take() if retried else [])
 
     def _fail(self, exc: BaseException) -> OutputError:
         failure = exc if isinstance(exc, OutputError) else OutputError(f"output refused: {exc!r}")
@@ -114,3 +150,13 @@ class Outbox:
             failure.__cause__ = exc
         self._failed = failure
         return failure
+
+
+def _outcome(future: asyncio.Future[int]) -> BaseException | None:
+    if future.cancelled():
+        return OutputError("send cancelled before its ack")
+    return future.exception()
+
+
+def _failed(future: asyncio.Future[int]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)

@@ -3,10 +3,19 @@
 Each assigned partition has a store on local disk and, until its restore finished, is paused. The
 checkpoint follows one order, so the store never holds what the group has not committed:
 
-1. send the store's staged changes to the changelog (each record says which input offset it reflects);
-2. wait for every ack: Bundles, dead letters and changelog records;
-3. commit ``last processed offset + 1``;
-4. write the staged changes to the local store, with the changelog offset reached.
+1. seal each store's staged changes into a snapshot; take the offsets reached and the sends made
+   so far (Bundles, dead letters);
+2. send the snapshot to the changelog (each record says which input offset it reflects) and wait
+   for the acks of all these sends;
+3. commit those offsets;
+4. write the snapshot to the local store, with the changelog offset its records reached.
+
+Step 1 runs on the loop; steps 2–4 run in a background task (one at a time) while the loop goes on
+handling records, into fresh dirty maps, so a marker does not wait for a checkpoint's round trips
+(a changelog batch larger than a produce batch waits for the ack of the one before it).
+Whatever ends a lane or the processor first waits for that task (`settle`), and its failures are
+raised on the loop (`check`). With transactions, the whole checkpoint runs on the loop: the
+transaction would otherwise take in outputs of records after the snapshot.
 """
 
 from __future__ import annotations
@@ -15,13 +24,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamer.aggregate import PartitionState, StudyRecord
 from streamer.config import Settings
 from streamer.errors import OutputError, StateError
 from streamer.metrics import Metrics
-from streamer.outbox import Outbox
+from streamer.outbox import Outbox, Pending
 from streamer.ports import ChangelogReader, Sink, Source
 from streamer.state.changelog import source_offset_header
 from streamer.state.partition_store import PartitionStore
@@ -43,6 +52,18 @@ class Lane:
     task: asyncio.Task[None] | None = None
     committed: int | None = None
     restore: RestoreResult | None = None
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What a checkpoint's step 1 captured, for steps 2–4."""
+
+    lanes: list[tuple[Lane, PartitionStore[StudyRecord]]]
+    changes: dict[int, tuple[list[tuple[bytes, bytes | None]], int]]  # sealed records, input offset
+    offsets: dict[int, int]  # the offsets to commit
+    sends: list[Pending]  # every send made before the snapshot
+    ends: dict[int, asyncio.Future[int]] = field(default_factory=dict)  # changelog batch acks
+    dropped: list[Lane] = field(default_factory=list)  # commit refused: drop them on the loop
 
 
 class Partitions:
@@ -69,6 +90,7 @@ class Partitions:
         self._metrics = metrics or Metrics()
         self.lanes: dict[int, Lane] = {}
         self._failure: BaseException | None = None
+        self._inflight: asyncio.Task[_Snapshot] | None = None
 
     # ---- assignment and restore ---------------------------------------------------------------
 
@@ -147,7 +169,7 @@ class Partitions:
         self.check()
 
     def check(self) -> None:
-        """Raise a restore failure (it happened in a task, away from the loop)."""
+        """Raise a restore or checkpoint failure (it happened in a task, away from the loop)."""
         if self._failure is not None:
             raise self._failure
 
@@ -160,7 +182,7 @@ class Partitions:
 
     async def revoke(self, partitions: set[int]) -> None:
         """Checkpoint what is safe, then close the stores (the new owner restores them)."""
-        await self.checkpoint(only=partitions)
+        await self.checkpoint(only=partitions, wait=True)
         for p in sorted(partitions):
             lane = self.lanes.pop(p, None)
             if lane is not None:
@@ -174,6 +196,11 @@ class Partitions:
 
     async def close_stores(self) -> None:
         """Close every store without a checkpoint (the process is leaving)."""
+        task, self._inflight = self._inflight, None
+        if task is not None and not task.done():
+            # No checkpoint is promised here: a commit that made it is caught up by the restore.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         lanes, self.lanes = list(self.lanes.values()), {}
         for lane in lanes:
             await self._close_lane(lane)
@@ -194,32 +221,80 @@ class Partitions:
         """Bytes of keys and values staged for the next checkpoint, over all partitions."""
         return sum(lane.store.dirty_bytes for lane in self.lanes.values() if lane.store)
 
-    async def checkpoint(self, only: set[int] | None = None) -> None:
-        """Changelog, acks, commit, local store: in that order (see the module docstring)."""
+    async def checkpoint(self, only: set[int] | None = None, *, wait: bool = False) -> None:
+        """Changelog, acks, commit, local store: in that order (see the module docstring).
+
+        Waits for the previous checkpoint first. Returns once the snapshot is sent, its acks,
+        commit and store write going on in the background, unless `wait` (or transactions).
+        """
+        await self.settle(wait=True)
+        snapshot = await self._start(only)
+        if wait or self._sink.transactional:
+            await self._apply(await self._finish(snapshot))
+        else:
+            self._inflight = asyncio.create_task(self._finish(snapshot), name="checkpoint")
+            self._inflight.add_done_callback(self._finished)
+
+    async def settle(self, *, wait: bool = False) -> None:
+        """Take in the background checkpoint once done (now, with `wait`); raise its failure.
+
+        Call it on the loop (under the processor's lock): it drops lanes whose commit was refused.
+        """
+        task = self._inflight
+        if task is not None and (wait or task.done()):
+            try:
+                # Shielded: a caller cancelled meanwhile (a shutdown timeout) leaves the task to
+                # close_stores, which cancels it.
+                snapshot = await asyncio.shield(task)
+            finally:
+                if task.done() and self._inflight is task:
+                    self._inflight = None
+            await self._apply(snapshot)
+        self.check()
+
+    def _finished(self, task: asyncio.Task[_Snapshot]) -> None:
+        # Keep the failure for check(); the loop raises it on its next round.
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    async def _start(self, only: set[int] | None) -> _Snapshot:
+        """Step 1: seal each lane's staged changes; capture the offsets and the sends so far."""
         lanes = [
             (lane, lane.store, lane.state)
             for p, lane in self.lanes.items()
             if lane.state is not None and lane.store is not None and (only is None or p in only)
         ]
-        ends: dict[int, asyncio.Future[int]] = {}
+        changes: dict[int, tuple[list[tuple[bytes, bytes | None]], int]] = {}
         for lane, store, state in lanes:
-            dirty = store.dirty()
-            if not dirty:
-                continue
-            headers = [source_offset_header((state.next_offset or 0) - 1)]
-            ends[lane.number] = await self._outbox.send_batch(
-                self._settings.changelog,
-                lane.number,
-                list(dirty.items()),
-                headers,
-                source_partition=lane.number,
-            )
-        await self._outbox.drain()
+            sealed = store.seal()
+            if sealed:
+                changes[lane.number] = (list(sealed.items()), (state.next_offset or 0) - 1)
         offsets = {
             lane.number: state.next_offset
             for lane, _, state in lanes
             if state.next_offset is not None and state.next_offset != lane.committed
         }
+        stores = [(lane, store) for lane, store, _ in lanes]
+        return _Snapshot(stores, changes, offsets, self._outbox.take())
+
+    async def _finish(self, snapshot: _Snapshot) -> _Snapshot:
+        """Steps 2–4: changelog, the acks of every send before it, the commit, the store write.
+
+        Touches no lane but the snapshot's stores (a write with no await in between, so the loop
+        sees the store before or after it); dropping lanes is left to `_apply`, on the loop.
+        """
+        for partition, (records, source_offset) in snapshot.changes.items():
+            snapshot.ends[partition] = await self._outbox.send_batch(
+                self._settings.changelog,
+                partition,
+                records,
+                [source_offset_header(source_offset)],
+                source_partition=partition,
+            )
+        await self._outbox.wait(
+            snapshot.sends + [Pending(end, None) for end in snapshot.ends.values()]
+        )
+        offsets = snapshot.offsets
         started = time.perf_counter()
         if self._sink.transactional:
             await self._sink.commit(offsets)  # the offsets commit with the outputs, or not at all
@@ -229,17 +304,26 @@ class Partitions:
         if offsets or self._sink.transactional:
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
         now_ms = int(self._clock() * 1000)
-        for lane, store, _ in lanes:
+        for lane, store in snapshot.lanes:
             if not committed and lane.number in offsets:
                 # The group moved on: this lane's staged state is not ours to keep. Stop it; if the
                 # partition comes back, it is restored and read again from the committed offset.
-                await self._drop(lane)
+                snapshot.dropped.append(lane)
                 continue
+            if self.lanes.get(lane.number) is not lane or lane.store is not store:
+                continue  # closed meanwhile (the store went with it)
             if lane.number in offsets:
                 lane.committed = offsets[lane.number]
-            end = ends.get(lane.number)
-            store.flush(
+            end = snapshot.ends.get(lane.number)
+            store.flush_sealed(
                 changelog_offset=end.result() if end is not None else None, checkpoint_ms=now_ms
             )
         if offsets and committed:
             log.debug("offsets committed", extra={"offsets": offsets})
+        return snapshot
+
+    async def _apply(self, snapshot: _Snapshot) -> None:
+        """On the loop: drop the lanes whose commit was refused."""
+        for lane in snapshot.dropped:
+            if self.lanes.get(lane.number) is lane:
+                await self._drop(lane)

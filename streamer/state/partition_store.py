@@ -1,8 +1,11 @@
 """One input partition's state: a `KVStore` plus the changes staged since the last checkpoint.
 
 Reads see the staged changes first, so the lane always reads its own writes; the store only ever
-holds what a checkpoint has made durable: the checkpoint (``streamer/partitions.py``) sends the
-staged changes to the changelog, commits the input offset, and only then calls `flush`.
+holds what a checkpoint has made durable: the checkpoint (``streamer/partitions.py``) seals the
+staged changes into a snapshot (new writes go to a fresh dirty map), sends the snapshot to the
+changelog, commits the input offset, and only then writes it with `flush_sealed`. Reads look at
+the dirty map, then the sealed snapshot, then the store; a delete (None) in either map hides
+older values.
 Values are opaque bytes, except that study records (`s|`) pass through a `StudyCodec` so that a
 bounded LRU can keep recently used ones decoded. No Kafka here.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -77,6 +80,39 @@ def _int(raw: bytes | None, key: bytes) -> int | None:
         raise StoreCorruptError(f"metadata {key.decode()} is not an integer: {raw!r}") from None
 
 
+_Staged = list[tuple[bytes, bytes | None]]
+
+
+def _range(keys: Sequence[bytes], values: Mapping[bytes, bytes | None], prefix: bytes) -> _Staged:
+    """The (sorted) entries of a staged map under `prefix`."""
+    lo = bisect_left(keys, prefix)
+    upper = prefix_upper_bound(prefix)
+    hi = len(keys) if upper is None else bisect_left(keys, upper)
+    return [(k, values[k]) for k in keys[lo:hi]]
+
+
+def _overlay(older: _Staged, newer: _Staged) -> _Staged:
+    """Merge two sorted staged ranges; on the same key the newer entry wins (tombstones too)."""
+    if not older:
+        return newer
+    if not newer:
+        return older
+    out: _Staged = []
+    i, j = 0, 0
+    while i < len(older) and j < len(newer):
+        if older[i][0] < newer[j][0]:
+            out.append(older[i])
+            i += 1
+        else:
+            if older[i][0] == newer[j][0]:
+                i += 1
+            out.append(newer[j])
+            j += 1
+    out.extend(older[i:])
+    out.extend(newer[j:])
+    return out
+
+
 class PartitionStore(Generic[S]):
     """Staged changes (the dirty map) over a `KVStore`, with an LRU of decoded study records.
 
@@ -96,6 +132,10 @@ class PartitionStore(Generic[S]):
         self._dirty: dict[bytes, bytes | None] = {}
         self._dirty_keys: list[bytes] = []  # sorted, for prefix scans of the dirty map
         self._dirty_bytes = 0
+        # The snapshot a checkpoint has sealed and not yet written (at most one at a time).
+        self._sealed: dict[bytes, bytes | None] | None = None
+        self._sealed_keys: list[bytes] = []
+        self._sealed_bytes = 0
 
     @property
     def kv(self) -> KVStore:
@@ -122,14 +162,15 @@ class PartitionStore(Generic[S]):
     def get(self, key: bytes) -> bytes | None:
         if key in self._dirty:
             return self._dirty[key]
+        if self._sealed is not None and key in self._sealed:
+            return self._sealed[key]
         return self._kv.get(key)
 
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Stored and staged records under `prefix`, in key order; staged deletes hide stored keys."""
-        lo = bisect_left(self._dirty_keys, prefix)
-        upper = prefix_upper_bound(prefix)
-        hi = len(self._dirty_keys) if upper is None else bisect_left(self._dirty_keys, upper)
-        staged = [(k, self._dirty[k]) for k in self._dirty_keys[lo:hi]]
+        staged = _range(self._dirty_keys, self._dirty, prefix)
+        if self._sealed is not None:
+            staged = _overlay(_range(self._sealed_keys, self._sealed, prefix), staged)
         if not staged:
             yield from self._kv.iter_prefix(prefix)
             return
@@ -210,44 +251,75 @@ class PartitionStore(Generic[S]):
     # -- checkpoint -------------------------------------------------------------------------
 
     def dirty(self) -> Mapping[bytes, bytes | None]:
-        """A read-only view of the staged changes: what the next checkpoint sends to the changelog.
-
-        Stage nothing between reading it and `flush`, or the store gets changes the changelog lacks.
-        """
+        """A read-only view of the changes staged since the last `seal` (or flush)."""
         return MappingProxyType(self._dirty)
 
     @property
     def dirty_count(self) -> int:
-        return len(self._dirty)
+        """Keys staged, in the dirty map and the sealed snapshot."""
+        return len(self._dirty) + (len(self._sealed) if self._sealed is not None else 0)
 
     @property
     def dirty_bytes(self) -> int:
-        """Keys plus values staged, to trigger a checkpoint before the dirty map grows large."""
-        return self._dirty_bytes
+        """Keys plus values staged and sealed, to trigger a checkpoint before memory grows large."""
+        return self._dirty_bytes + self._sealed_bytes
 
-    def flush(self, changelog_offset: int | None, checkpoint_ms: int) -> None:
-        """Write the staged changes and the metadata in one atomic batch, then forget them.
+    @property
+    def sealed(self) -> bool:
+        """A sealed snapshot waits for `flush_sealed` (or `discard_dirty`)."""
+        return self._sealed is not None
 
-        `changelog_offset` None (nothing was sent) keeps the stored offset.
+    def seal(self) -> Mapping[bytes, bytes | None]:
+        """Freeze the staged changes into the snapshot the checkpoint sends; new writes start afresh.
+
+        Returns a read-only view of the snapshot. Only one snapshot at a time: `flush_sealed` (or
+        `discard_dirty`) the previous one first.
         """
-        batch = dict(self._dirty)
+        if self._sealed is not None:
+            raise StoreError("seal with a sealed snapshot not yet written")
+        self._sealed, self._sealed_keys, self._sealed_bytes = (
+            self._dirty,
+            self._dirty_keys,
+            self._dirty_bytes,
+        )
+        self._clear_dirty()
+        return MappingProxyType(self._sealed)
+
+    def flush_sealed(self, changelog_offset: int | None, checkpoint_ms: int) -> None:
+        """Write the sealed snapshot and the metadata in one atomic batch, then forget it.
+
+        `changelog_offset` None (nothing was sent) keeps the stored offset. Changes staged since the
+        seal stay staged. Without a sealed snapshot only the metadata is written.
+        """
+        batch = dict(self._sealed) if self._sealed is not None else {}
         if changelog_offset is not None:
             batch[META_CHANGELOG_OFFSET] = str(changelog_offset).encode()
         batch[META_CHECKPOINT_MS] = str(checkpoint_ms).encode()
         self._kv.write_batch(batch)
-        self._clear_dirty()
+        self._clear_sealed()
+
+    def flush(self, changelog_offset: int | None, checkpoint_ms: int) -> None:
+        """`seal` and `flush_sealed` at once: write everything staged (nothing may be sealed)."""
+        self.seal()
+        self.flush_sealed(changelog_offset, checkpoint_ms)
 
     def discard_dirty(self) -> None:
-        """Drop the staged changes (the commit failed); decoded studies they touched leave the LRU."""
-        for key in self._dirty_keys:
+        """Drop staged and sealed changes (the commit failed); studies they touched leave the LRU."""
+        for key in (*self._dirty_keys, *self._sealed_keys):
             if key.startswith(STUDY_PREFIX):
                 self._lru.pop(key, None)
         self._clear_dirty()
+        self._clear_sealed()
 
     def _clear_dirty(self) -> None:
         self._dirty = {}
         self._dirty_keys = []
         self._dirty_bytes = 0
+
+    def _clear_sealed(self) -> None:
+        self._sealed = None
+        self._sealed_keys = []
+        self._sealed_bytes = 0
 
     # -- restore and metadata ---------------------------------------------------------------
 
@@ -258,7 +330,7 @@ class PartitionStore(Generic[S]):
         checkpoint_ms: int | None = None,
     ) -> int:
         """Write changelog records (in order; the last per key wins) with their offset, atomically."""
-        if self._dirty:
+        if self._dirty or self._sealed is not None:
             raise StoreError("apply_restored with staged changes: restore before processing")
         batch: dict[bytes, bytes | None] = {}
         count = 0
@@ -297,11 +369,13 @@ class PartitionStore(Generic[S]):
     def wipe(self) -> None:
         """Delete everything, metadata included, for a rebuild from scratch."""
         self._clear_dirty()
+        self._clear_sealed()
         self._lru.clear()
         self._kv.wipe()
 
     def close(self) -> None:
         """Close the store; staged changes are dropped (flush first)."""
         self._clear_dirty()
+        self._clear_sealed()
         self._lru.clear()
         self._kv.close()

@@ -152,6 +152,7 @@ async def test_interleaved_studies_one_bundle_each(disk: Disk) -> None:
         assert instance_uids(bundle) == {sop_uid(n, i) for i in range(3)}
         assert imaging_study(bundle)["numberOfInstances"] == 3
     # The commit moves past the markers at once: closed studies live on in the store.
+    await proc.wait_checkpoint()
     assert source.committed == {0: 8, 1: 4}
 
 
@@ -235,6 +236,7 @@ async def test_kill_and_restart_restores_open_studies_from_the_store(disk: Disk)
     await started(proc)
     await proc.step()
     assert list(bundles(sink)) == [study_uid(1)]
+    await proc.wait_checkpoint()
     assert source.committed[0] == 5
     # "kill -9": the processor goes without a checkpoint; a new one starts on the same disk.
     await proc.close()
@@ -287,8 +289,11 @@ async def test_changelog_of_an_uncommitted_checkpoint_is_skipped_and_repaired(
         raise RuntimeError("killed between changelog and commit")
 
     source.commit = die  # type: ignore[method-assign]
+    await proc.step()  # the commit fails in the background checkpoint...
     with pytest.raises(RuntimeError, match="killed"):
-        await proc.step()
+        await proc.wait_checkpoint()
+    with pytest.raises(RuntimeError, match="killed"):
+        await proc.step()  # ...and the loop raises it
     assert source.committed == {}
     await proc.close()
     changelog = sink.logs[("streamer.study-state", 0)]
@@ -453,6 +458,9 @@ async def test_commit_waits_for_acks_and_failed_output_stops_without_commit(disk
     put_study(source, clock, 1, 1)
     proc, _ = make(source, clock, FakeSink(fail_with=OutputError("broker down")), disk=disk)
     await started(proc)
+    await proc.step()  # sends the Bundle; the checkpoint waits for its ack in the background
+    with pytest.raises(OutputError, match="broker down"):
+        await proc.wait_checkpoint()
     with pytest.raises(OutputError, match="broker down"):
         await proc.step()
     assert source.committed == {}
@@ -595,8 +603,7 @@ async def test_output_failure_during_revoke_stops_the_loop_without_commit(disk: 
     proc, _ = make(source, clock, sink, reopen_window_seconds=0, disk=disk)
     await started(proc)
     sink.fail_with = OutputError("broker refuses output")
-    with pytest.raises(OutputError):
-        await proc.step()  # the Bundle is sent, its ack fails at the commit
+    await proc.step()  # the Bundle is sent, its ack fails in the background checkpoint
     with pytest.raises(OutputError):
         await source.assign({1})  # the revoke callback meets the same failure
     with pytest.raises(OutputError, match="refuses"):

@@ -85,6 +85,7 @@ async def test_records_studies_dead_letters_and_bundles_are_counted(disk: Disk) 
     await started(proc)
     assert value(m, "streamer_rebalances_total") == 1
     await proc.step()
+    await proc.wait_checkpoint()  # acks and commit come in the background
     assert value(m, "streamer_records_consumed_total") == 2 + 1 + 3 + 1 + 1 + 2 + 1
     assert value(m, "streamer_instances_accepted_total") == 6
     assert value(m, "streamer_duplicate_records_total") == 1
@@ -105,6 +106,7 @@ async def test_records_studies_dead_letters_and_bundles_are_counted(disk: Disk) 
 
     clock.advance(TIMEOUT_S)
     await proc.step()
+    await proc.wait_checkpoint()
     assert value(m, "streamer_studies_closed_total", reason="timeout") == 1
     assert value(m, "streamer_bundles_published_total") == 3
     assert value(m, "streamer_bundle_bytes_sum") == sum(bundle_sizes(sink))
@@ -176,10 +178,12 @@ async def test_marker_to_publish_latency_runs_from_the_record_time_to_the_ack(
     await started(proc)
     clock.advance(2.5)  # the marker was written 2.5 s before the loop reads it
     await proc.step()
+    await proc.wait_checkpoint()  # the ack comes in the background
     assert value(m, "streamer_marker_to_publish_seconds_count") == 1
     assert value(m, "streamer_marker_to_publish_seconds_sum") == pytest.approx(2.5)
     clock.advance(TIMEOUT_S)
     await proc.step()  # study 2 times out: published, but not a marker's latency
+    await proc.wait_checkpoint()
     assert value(m, "streamer_bundles_published_total") == 2
     assert value(m, "streamer_marker_to_publish_seconds_count") == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordTooLargeError
 
@@ -51,6 +53,47 @@ async def test_any_other_refusal_is_sticky() -> None:
         await outbox.send("out", b"k", b"v", [], source_partition=0)
     with pytest.raises(OutputError, match="gone"):
         await outbox.drain()
+
+
+async def test_wait_covers_the_sends_taken_not_later_ones() -> None:
+    """A checkpoint waits for what was sent before its snapshot; the loop's later sends are not its."""
+    sink = FakeSink()
+    outbox = Outbox(sink)
+    loop = asyncio.get_running_loop()
+    held: list[asyncio.Future[int]] = []
+
+    async def send(*args: object, **kwargs: object) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = loop.create_future()
+        held.append(future)
+        return future
+
+    sink.send = send  # type: ignore[method-assign]
+    await outbox.send("out", b"a", b"v", [], source_partition=0)
+    taken = outbox.take()
+    await outbox.send("out", b"b", b"v", [], source_partition=0)  # after the snapshot
+    assert len(taken) == 1 and len(outbox) == 1
+    waiting = asyncio.create_task(outbox.wait(taken))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    held[0].set_result(0)
+    await waiting  # done although the later send is still unacked
+    assert not held[1].done() and len(outbox) == 1
+    held[1].set_exception(OutputError("lost"))
+    with pytest.raises(OutputError, match="lost"):
+        await outbox.drain()
+
+
+async def test_wait_includes_what_a_too_large_callback_sends() -> None:
+    sink = FakeSink(fail_with=TooLarge("too big"))
+    outbox = Outbox(sink)
+
+    async def on_too_large(exc: TooLarge) -> None:
+        sink.fail_with = OutputError("dead letter lost")
+        await outbox.send("dlq", b"k", b"small", [], source_partition=0)
+
+    await outbox.send("out", b"k", b"huge", [], source_partition=0, on_too_large=on_too_large)
+    with pytest.raises(OutputError, match="dead letter lost"):
+        await outbox.wait(outbox.take())
 
 
 async def test_too_large_without_a_callback_is_an_output_error() -> None:
