@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -117,3 +118,23 @@ async def test_retention_sweep_runs_at_most_once_a_second(
     clock.advance(1.0)
     await proc.step()
     assert len(calls) == 1
+
+
+async def test_warm_objects_leave_the_collectors_view_after_the_first_bundle(
+    disk: Disk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    freezes: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2, marker=True)
+    proc, sink = make(source, clock, disk=disk)
+    await started(proc)
+    assert freezes == []  # nothing published yet
+    await proc.step()
+    assert list(bundles(sink)) == [study_uid_1()]
+    assert freezes == [1]
+    put_study(source, clock, 2, 2, marker=True)
+    await proc.step()
+    assert len(list(bundles(sink))) == 2
+    assert freezes == [1]  # once, not after every Bundle
