@@ -86,10 +86,73 @@ def latency(doc: dict[str, Any]) -> Iterator[Row]:
         )
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def startup(doc: dict[str, Any]) -> Iterator[Row]:
+    for kind, res in doc["startup"].items():
+        ready = _median([r["exec_to_ready_s"] for r in res["runs"] if r.get("exec_to_ready_s")])
+        name = "Apache Kafka" if kind == "apache-kafka" else "Tansu"
+        yield Row(
+            "startup", f"{name}: exec → ready, empty state", f"{ready:.2f} s", "< 1 s", ready < 1
+        )
+    restore = doc.get("restore") or {}
+    for kind in ("warm", "cold"):
+        runs = [r["start_to_ready_s"] for r in restore.get(kind, []) if r.get("start_to_ready_s")]
+        if runs:
+            yield Row(
+                "startup",
+                f"restart with {restore['instances']:,} held instances ({kind} store)",
+                f"{_median(runs):.2f} s to ready",
+                "",
+                None,
+            )
+    for command, res in doc["imports"].items():
+        yield Row(
+            "startup",
+            f"import time: `{command}`",
+            f"{_median(res['wall_s']) * 1000:.0f} ms",
+            "",
+            None,
+        )
+
+
+def memory(doc: dict[str, Any]) -> Iterator[Row]:
+    sizes = [step["instances"] for step in doc["runs"][0]["new"]["steps"]]
+    for i, n in enumerate(sizes):
+        per = _median([run["new"]["steps"][i]["per_instance_b"] for run in doc["runs"]])
+        trimmed = _median([run["new"]["steps"][i]["trimmed_per_instance_b"] for run in doc["runs"]])
+        yield Row(
+            "memory",
+            f"RAM per open instance at {n:,} open instances",
+            f"{per:,.0f} B ({trimmed:,.0f} B after malloc_trim)",
+            "≤ 1 KB",
+            per <= 1024,
+        )
+
+
+def soak(doc: dict[str, Any]) -> Iterator[Row]:
+    a = doc["analysis"]
+    yield Row(
+        "soak",
+        f"RSS over {doc['info']['instances']:,} instances (start → end, while instances flow)",
+        f"{a['start_mib']:.0f} → {a['end_mib']:.0f} MiB (+{a['growth_mib']:.0f}; "
+        f"{a['slope_mib_per_100k']:.1f} MiB per 100k in the second half)",
+        f"flat: ≤ +{a['tolerance_mib']:.0f} MiB",
+        bool(a["flat"]),
+    )
+
+
 SOURCES: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
     "library": library,
     "throughput": throughput,
     "latency": latency,
+    "startup": startup,
+    "memory": memory,
+    "soak": soak,
 }
 
 
@@ -111,7 +174,22 @@ def table() -> str:
             lines.append(
                 f"| {row.benchmark} | {_date(doc)} | {row.measure} | {row.result} | {row.target} | {mark} |"
             )
-    return "\n".join(lines) + "\n"
+    machine = _machine()
+    note = (
+        f"\nWritten by `bench/headline.py` from `bench/results/<name>.json`; each benchmark's own table below "
+        f"gives its settings and load. Machine: {machine}."
+    )
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def _machine() -> str:
+    for name in SOURCES:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            info = json.loads(path.read_text()).get("info")
+            if info:
+                return f"{info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB RAM, Python {info['python']}"
+    return "unknown"
 
 
 def main() -> None:
