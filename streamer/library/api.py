@@ -64,13 +64,14 @@ from fhir.resources.R4B.bundle import Bundle
 from streamer.fhir import BundleResult
 from streamer.fhir.model import model_from_validated
 from streamer.library.collect import (
+    Collected,
     InstanceSource,
     StrPath,
     collect_files,
     collect_instances,
     roots,
 )
-from streamer.library.config import parse_config
+from streamer.library.config import LibraryConfig, parse_config
 from streamer.library.mapping import combined_bundle, combined_json, iter_results, off_loop
 from streamer.library.report import ConversionReport
 
@@ -143,10 +144,7 @@ async def from_directory(
     """
     cfg = parse_config(config)
     rep = report if report is not None else ConversionReport()
-    if isinstance(path, str | os.PathLike):
-        collected = await collect_files([Path(path)], cfg, rep)
-    else:
-        collected = await collect_instances(path, rep)
+    collected = await _collect_path(path, cfg, rep)
     return await off_loop(collected.count(), combined_bundle, collected, cfg.mapping, rep)
 
 
@@ -176,11 +174,17 @@ async def from_directory_json(
     """The Bundle :func:`from_directory` returns, as compact JSON bytes (orjson), no pydantic model built."""
     cfg = parse_config(config)
     rep = report if report is not None else ConversionReport()
-    if isinstance(path, str | os.PathLike):
-        collected = await collect_files([Path(path)], cfg, rep)
-    else:
-        collected = await collect_instances(path, rep)
+    collected = await _collect_path(path, cfg, rep)
     return await off_loop(collected.count(), combined_json, collected, cfg.mapping, rep)
+
+
+async def _collect_path(
+    path: StrPath | InstanceSource, cfg: LibraryConfig, rep: ConversionReport
+) -> Collected:
+    """A path's files (a directory recursively, or one file), or an iterable of instances as the seed took."""
+    if isinstance(path, str | os.PathLike):
+        return await collect_files([Path(path)], cfg, rep)
+    return await collect_instances(path, rep)
 
 
 async def iter_bundles_from_generator(
