@@ -261,6 +261,10 @@ def streamer_env(
     )
     if broker.kind == "tansu":
         env["STREAMER_IDEMPOTENT_PRODUCER"] = "false"
+        # Tansu answers a fetch only when its wait ends (Kafka as soon as records arrive): the setting
+        # README recommends there. Only the new code has it.
+        if code == "new":
+            env["STREAMER_FETCH_MAX_WAIT_MS"] = "10"
         if code == "new":
             env["STREAMER_ISOLATION_LEVEL"] = "read_uncommitted"
     if code == "new":
@@ -661,7 +665,8 @@ class Watcher:
             bootstrap_servers=self.broker.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
+            # short: on Tansu a fetch is answered only when this wait ends, which would count as latency
+            fetch_max_wait_ms=5,
         )
         await consumer.start()
         try:
@@ -775,7 +780,7 @@ def passthrough_config(env: dict[str, str]) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "isolation_level": s.isolation_level,
         "max_poll_records": s.max_poll_records,
-        "fetch_max_wait_ms": 100,
+        "fetch_max_wait_ms": s.fetch_max_wait_ms,
         "session_timeout_ms": s.session_timeout_ms,
         "heartbeat_interval_ms": s.heartbeat_interval_ms,
         "max_poll_interval_ms": s.max_poll_interval_ms,

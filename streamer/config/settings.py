@@ -243,6 +243,13 @@ class Settings(BaseSettings):
         description="Instances a study may hold; more go to the dead-letter topic.",
     )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=30_000,
+        description="Longest wait of an idle fetch. Kafka answers as soon as records arrive; Tansu "
+        "only when the wait ends, so lower it there (e.g. 10) for low latency.",
+    )
     session_timeout_ms: int = Field(
         6_000,
         ge=1000,

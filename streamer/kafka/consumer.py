@@ -50,7 +50,7 @@ class KafkaSource:
             max_poll_records=settings.max_poll_records,
             # An idle fetch returns after this long; until the first fetch after a restore answers,
             # a partition does not count as caught up, so its overdue studies wait that long.
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,

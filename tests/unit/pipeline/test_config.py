@@ -30,6 +30,7 @@ def test_defaults_match_the_public_contract(monkeypatch: pytest.MonkeyPatch) -> 
     )
     assert s.group_id == "streamer"
     assert s.study_timeout_seconds == 300
+    assert s.fetch_max_wait_ms == 100
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,8 +38,10 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMER_ADD_INSTANCES", "true")
     monkeypatch.setenv("STREAMER_DICOM_TIMEZONE", "Europe/Berlin")
     monkeypatch.setenv("STREAMER_LOG_LEVEL", "debug")
+    monkeypatch.setenv("STREAMER_FETCH_MAX_WAIT_MS", "10")
     s = load_settings()
     assert s.study_timeout_seconds == 12.5
+    assert s.fetch_max_wait_ms == 10
     assert s.add_instances is True
     assert s.log_level == "DEBUG"
     options = s.mapping_options()
@@ -57,6 +60,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STREAMER_PROFILE", "fancy"),
         ("STREAMER_WADO_BASE_URL", "pacs.example/dicomweb"),
         ("STREAMER_LOG_LEVEL", "LOUD"),
+        ("STREAMER_FETCH_MAX_WAIT_MS", "0"),
     ],
 )
 def test_bad_setting_names_the_variable(
