@@ -221,6 +221,11 @@ class Partitions:
         """Bytes of keys and values staged for the next checkpoint, over all partitions."""
         return sum(lane.store.dirty_bytes for lane in self.lanes.values() if lane.store)
 
+    @property
+    def checkpoint_running(self) -> bool:
+        """A background checkpoint (changelog, acks, commit, store write) is not yet taken in."""
+        return self._inflight is not None
+
     async def checkpoint(self, only: set[int] | None = None, *, wait: bool = False) -> None:
         """Changelog, acks, commit, local store: in that order (see the module docstring).
 

@@ -238,3 +238,35 @@ async def test_stop_waits_for_the_checkpoint_in_flight(disk: Disk) -> None:
     await acked(sink, shutdown)
     assert source.commits == [{0: 3}, {0: 4}]
     await proc.close()
+
+
+async def test_freed_memory_is_released_once_the_burst_is_checkpointed(
+    disk: Disk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    releases: list[float] = []
+    clock = FakeClock()
+    monkeypatch.setattr("streamer.app.release_free_memory", lambda: releases.append(clock()))
+    source = FakeSource()
+    sink = HeldSink()
+    proc, _ = make(source, clock, sink, disk=disk)
+    await started(proc)
+    await proc.step()
+    await checkpointed(proc, sink)  # the first checkpoint, before any input
+    releases.clear()
+    put_study(source, clock, 1, 2, marker=False)
+    await proc.step()  # the burst: two instances staged, no checkpoint yet
+    assert releases == []
+    clock.advance(11)
+    # An empty poll: the interval's checkpoint seals the burst (its acks held back) and the
+    # periodic trim runs, but the sealed snapshot is still held until the checkpoint is written.
+    await proc.step()
+    await spin()
+    assert sink.unacked > 0
+    assert len(releases) == 1
+    await proc.step()
+    assert len(releases) == 1
+    await checkpointed(proc, sink)
+    await proc.step()  # idle, everything written: the heap is trimmed again, once
+    await proc.step()
+    assert len(releases) == 2
+    await proc.close()
