@@ -31,6 +31,18 @@ class StudyStore(Protocol):
         """Every study record (to re-arm timers after a restore)."""
         ...
 
+    def index_closed(self, uid: str, closed_at_ms: int) -> None:
+        """Note a study closed at ``closed_at_ms`` in the closing-order index."""
+        ...
+
+    def unindex_closed(self, uid: str, closed_at_ms: int) -> None:
+        """Remove that note (absent: nothing happens)."""
+        ...
+
+    def closed_in_order(self) -> Iterator[tuple[int, str]]:
+        """(close time, study UID) of the index, oldest first; read it whole before changing it."""
+        ...
+
 
 class InMemoryStudyStore:
     """A StudyStore in dicts; nothing survives the process."""
@@ -38,6 +50,7 @@ class InMemoryStudyStore:
     def __init__(self) -> None:
         self._studies: dict[str, StudyRecord] = {}
         self._instances: dict[str, dict[str, bytes]] = {}
+        self._closed: set[tuple[int, str]] = set()
 
     def get_study(self, uid: str) -> StudyRecord | None:
         return self._studies.get(uid)
@@ -63,3 +76,12 @@ class InMemoryStudyStore:
 
     def studies(self) -> Iterator[StudyRecord]:
         return iter(list(self._studies.values()))
+
+    def index_closed(self, uid: str, closed_at_ms: int) -> None:
+        self._closed.add((closed_at_ms, uid))
+
+    def unindex_closed(self, uid: str, closed_at_ms: int) -> None:
+        self._closed.discard((closed_at_ms, uid))
+
+    def closed_in_order(self) -> Iterator[tuple[int, str]]:
+        return iter(sorted(self._closed))

@@ -1,8 +1,10 @@
 """Per-partition study lifecycle: add instances and markers, find due studies, close, expire.
 
 Pure: every study and instance lives in a ``StudyStore`` (a durable one in the stream processor), and
-time is passed in. What stays in memory is a small index per study (its deadline or close time),
-rebuilt from the store's study records by ``rearm`` after a restore.
+time is passed in. What stays in memory is a small index per open study (its deadline), rebuilt from
+the store's study records by ``rearm`` after a restore. Closed studies are indexed by close time in
+the store itself: they are kept for the whole retention (30 days by default), and memory must not
+grow with them.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class PartitionState:
     next_offset: int | None = None  # last processed offset + 1: what to commit
     _open: dict[str, int] = field(default_factory=dict)  # uid -> last activity
     _ready: set[str] = field(default_factory=set)  # open studies whose marker is satisfied
-    _closed: dict[str, int] = field(default_factory=dict)  # uid -> closed at (for retention)
+    _closed_count: int = 0  # closed studies kept (indexed in the store, by close time)
 
     # ---- restore --------------------------------------------------------------------------
 
@@ -61,28 +63,34 @@ class PartitionState:
         """Rebuild the in-memory index from stored study records (deadlines are not reset)."""
         self._open.clear()
         self._ready.clear()
-        self._closed.clear()
-        closed: list[StudyRecord] = []
+        self._closed_count = 0
+        closed: list[tuple[int, str]] = []
         for record in records:
             if record.status is StudyStatus.CLOSED and record.closed_at_ms is not None:
-                closed.append(record)
+                self._closed_count += 1
+                closed.append((record.closed_at_ms, record.uid))
             else:
                 self._index(record)
-        # _closed is kept in closing order, so expire() stops at the first study still retained.
-        for record in sorted(closed, key=lambda r: r.closed_at_ms or 0):
-            self._index(record)
+        # A store written before the closing-order index existed (or a changelog without it):
+        # index what is missing. Transient memory, at restore only.
+        if closed:
+            indexed = set(self.store.closed_in_order())
+            for closed_at, uid in closed:
+                if (max(0, closed_at), uid) not in indexed:
+                    self.store.index_closed(uid, closed_at)
 
     def _index(self, record: StudyRecord) -> None:
         uid = record.uid
-        self._open.pop(uid, None)
-        self._ready.discard(uid)
-        self._closed.pop(uid, None)
         if record.status is StudyStatus.OPEN:
+            self._open.pop(uid, None)  # to the end: _open stays in order of last change
             self._open[uid] = record.last_activity_ms
             if record.marker_satisfied():
                 self._ready.add(uid)
-        elif record.status is StudyStatus.CLOSED and record.closed_at_ms is not None:
-            self._closed[uid] = record.closed_at_ms
+            else:
+                self._ready.discard(uid)
+        else:
+            self._open.pop(uid, None)
+            self._ready.discard(uid)
 
     def _save(self, record: StudyRecord) -> None:
         self.store.put_study(record)
@@ -151,6 +159,9 @@ class PartitionState:
         if reopened:
             # Late instance: it closes again on a new marker or after the inactivity timeout,
             # and is then published whole (all its instances, same ids).
+            if record.closed_at_ms is not None:
+                self.store.unindex_closed(uid, record.closed_at_ms)
+            self._closed_count -= 1
             record.status = StudyStatus.OPEN
             record.marker_seen = False
             record.expected_count = None
@@ -198,8 +209,13 @@ class PartitionState:
         record = self.store.get_study(uid)
         if record is None:
             raise KeyError(uid)
+        if record.closed_at_ms is not None:  # closed again without a reopen: move it
+            self.store.unindex_closed(uid, record.closed_at_ms)
+        if record.status is not StudyStatus.CLOSED:
+            self._closed_count += 1
         record.status = StudyStatus.CLOSED
         record.closed_at_ms = now_ms
+        self.store.index_closed(uid, now_ms)
         record.close_reason = reason
         record.times_closed += 1
         self._save(record)
@@ -217,21 +233,30 @@ class PartitionState:
         A small expired record stays, so a later instance of the study is dead-lettered instead of
         starting a new, smaller study that would replace the complete one downstream.
         """
-        # In closing order (a study closed again moves to the end), so only the expired ones are
-        # looked at: the sweep costs nothing however many closed studies are kept. A clock that went
-        # back can only keep a study a little longer than the retention, never shorter.
-        expired: list[str] = []
-        for uid, closed in self._closed.items():
-            if len(expired) >= limit or now_ms < closed + self.retention_ms:
+        # The store's index is in closing order (a study closed again moves to the end), so only
+        # the expired ones are looked at: the sweep costs nothing however many closed studies are
+        # kept. A clock that went back can only keep a study a little longer, never shorter.
+        due: list[tuple[int, str]] = []
+        for closed_at, uid in self.store.closed_in_order():
+            if len(due) >= limit or now_ms < closed_at + self.retention_ms:
                 break
-            expired.append(uid)
-        for uid in expired:
+            due.append((closed_at, uid))
+        expired: list[str] = []
+        for closed_at, uid in due:
+            self.store.unindex_closed(uid, closed_at)
             record = self.store.get_study(uid)
+            if (
+                record is None
+                or record.status is not StudyStatus.CLOSED
+                or record.closed_at_ms is None
+                or max(0, record.closed_at_ms) != closed_at
+            ):
+                continue  # an entry left behind (cannot happen; harmless): dropped
             self.store.delete_instances(uid)
-            if record is not None:
-                record.status = StudyStatus.EXPIRED
-                self._save(record)
-            self._closed.pop(uid, None)
+            record.status = StudyStatus.EXPIRED
+            self._save(record)
+            self._closed_count -= 1
+            expired.append(uid)
         return expired
 
     # ---- sizes ----------------------------------------------------------------------------
@@ -243,7 +268,7 @@ class PartitionState:
     @property
     def closed_count(self) -> int:
         """Closed studies still kept for late instances."""
-        return len(self._closed)
+        return self._closed_count
 
     def open_uids(self) -> list[str]:
         return sorted(self._open)

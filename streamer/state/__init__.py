@@ -14,12 +14,15 @@ from streamer.state.errors import (
     StoreLockedError,
 )
 from streamer.state.keys import (
+    CLOSED_PREFIX,
     INSTANCE_PREFIX,
     META_PREFIX,
     STUDY_PREFIX,
+    closed_key,
     instance_key,
     instance_prefix,
     is_local_key,
+    parse_closed_key,
     parse_instance_key,
     parse_study_key,
     study_key,
@@ -36,6 +39,7 @@ from streamer.state.rocks import RocksConfig, RocksResources, RocksStore, shared
 from streamer.state.sqlite import SqliteConfig, SqliteStore
 
 __all__ = [
+    "CLOSED_PREFIX",
     "INSTANCE_PREFIX",
     "META_PREFIX",
     "STUDY_PREFIX",
@@ -59,9 +63,11 @@ __all__ = [
     "StoreLockedError",
     "StoreMetadata",
     "StudyCodec",
+    "closed_key",
     "instance_key",
     "instance_prefix",
     "is_local_key",
+    "parse_closed_key",
     "parse_instance_key",
     "parse_study_key",
     "prefix_upper_bound",

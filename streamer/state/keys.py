@@ -1,8 +1,10 @@
 """The key layout of a partition store: UTF-8, `|`-separated.
 
-    s|<study>          lifecycle record of a study           -> changelog
-    i|<study>|<sop>    slim instance                         -> changelog
-    m|<name>           local metadata (offset, format, ...)  -> never leaves the store
+    s|<study>            lifecycle record of a study           -> changelog
+    i|<study>|<sop>      slim instance                         -> changelog
+    c|<closed at>|<study> closed study, by close time (ms, 16 digits: key order is closing
+                         order), for the retention sweep       -> changelog
+    m|<name>             local metadata (offset, format, ...)  -> never leaves the store
 
 UIDs are digits and dots, so `|` cannot occur in them; a UID that contains it anyway is refused,
 because `i|1.2|3|...` would then fall inside the scan of study `1.2`.
@@ -15,6 +17,7 @@ from streamer.state.errors import InvalidKeyError
 SEP = b"|"
 STUDY_PREFIX = b"s|"
 INSTANCE_PREFIX = b"i|"
+CLOSED_PREFIX = b"c|"
 META_PREFIX = b"m|"
 
 META_CHANGELOG_OFFSET = b"m|changelog_offset"
@@ -56,6 +59,25 @@ def parse_instance_key(key: bytes) -> tuple[str, str]:
     if not sep:
         raise InvalidKeyError(f"not an instance key: {key!r}")
     return study.decode(), sop.decode()
+
+
+def closed_key(closed_at_ms: int, study_uid: str) -> bytes:
+    """The closing-order index entry of a closed study (times before 1970 sort as 0)."""
+    return b"%s%016d|%s" % (
+        CLOSED_PREFIX,
+        max(0, closed_at_ms),
+        _uid(study_uid, "StudyInstanceUID"),
+    )
+
+
+def parse_closed_key(key: bytes) -> tuple[int, str]:
+    """(close time in ms, study UID) of a `c|` key."""
+    if not key.startswith(CLOSED_PREFIX):
+        raise InvalidKeyError(f"not a closed-study key: {key!r}")
+    stamp, sep, study = key[len(CLOSED_PREFIX) :].partition(SEP)
+    if not sep or not stamp.isdigit() or not study:
+        raise InvalidKeyError(f"not a closed-study key: {key!r}")
+    return int(stamp), study.decode()
 
 
 def is_local_key(key: bytes) -> bool:

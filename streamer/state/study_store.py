@@ -6,7 +6,13 @@ from collections.abc import Iterator
 
 from streamer.aggregate.record import StudyRecord, decode_record, encode_record
 from streamer.state.directory import Engine, StateDirectory
-from streamer.state.keys import instance_key, instance_prefix
+from streamer.state.keys import (
+    CLOSED_PREFIX,
+    closed_key,
+    instance_key,
+    instance_prefix,
+    parse_closed_key,
+)
 from streamer.state.partition_store import PartitionStore
 
 
@@ -21,7 +27,9 @@ class StudyRecordCodec:
 
 
 class KVStudyStore:
-    """One key per study (``s|``) and one per instance (``i|``): no record grows with a study."""
+    """One key per study (``s|``) and one per instance (``i|``): no record grows with a study.
+    Closed studies are also indexed by close time (``c|``), so the retention sweep needs no
+    in-memory index of the (up to 30 days of) closed studies."""
 
     def __init__(self, store: PartitionStore[StudyRecord]) -> None:
         self._store = store
@@ -49,6 +57,15 @@ class KVStudyStore:
 
     def studies(self) -> Iterator[StudyRecord]:
         return (record for _, record in self._store.iter_studies())
+
+    def index_closed(self, uid: str, closed_at_ms: int) -> None:
+        self._store.put(closed_key(closed_at_ms, uid), b"")
+
+    def unindex_closed(self, uid: str, closed_at_ms: int) -> None:
+        self._store.put(closed_key(closed_at_ms, uid), None)
+
+    def closed_in_order(self) -> Iterator[tuple[int, str]]:
+        return (parse_closed_key(key) for key, _ in self._store.scan_prefix(CLOSED_PREFIX))
 
 
 class StudyStores:

@@ -374,6 +374,39 @@ async def test_instances_of_a_study_past_retention_are_dead_lettered(disk: Disk)
     assert [k for k, v in latest.items() if k.startswith(b"i|") and v is not None] == []
 
 
+async def test_retention_is_kept_after_a_lost_disk(tmp_path: Path) -> None:
+    # The closing-order index lives in the store and the changelog, not in memory: a process
+    # on a new disk rebuilds it from the changelog and still removes the study on time.
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2)
+    proc, sink = make(source, clock, disk=Disk(tmp_path, "first"), state_retention_days=1)
+    await started(proc)
+    await proc.step()
+    proc.stop()
+    await proc.shutdown()
+    await proc.close()
+    source2 = FakeSource(log=source.log, committed=dict(source.committed))
+    proc2, _ = make(source2, clock, sink, disk=Disk(tmp_path, "second"), state_retention_days=1)
+    await started(proc2)
+    assert proc2.snapshot()["partitions"][0]["closed"] == 1
+    clock.advance(86_400 - 10)
+    await proc2.step()
+    assert proc2.snapshot()["partitions"][0]["closed"] == 1  # not yet
+    clock.advance(11)
+    await proc2.step()
+    assert proc2.snapshot()["partitions"][0]["closed"] == 0
+    proc2.stop()
+    await proc2.shutdown()  # the last checkpoint sends the removal to the changelog
+    await proc2.close()
+    latest: dict[bytes, bytes | None] = {}
+    for k, v, _ in sink.logs[("streamer.study-state", 0)]:
+        assert k is not None
+        latest[k] = v
+    assert [k for k, v in latest.items() if k.startswith((b"i|", b"c|")) and v is not None] == []
+    assert any(k.startswith(b"c|") for k in latest)  # the index went through the changelog
+
+
 async def test_backlog_replay_uses_stream_time_not_wall_clock(disk: Disk) -> None:
     clock = FakeClock()
     source = FakeSource()

@@ -169,6 +169,42 @@ def test_expire_goes_in_closing_order_also_after_a_rearm(st: PartitionState) -> 
     assert st.expire(4000 + RETENTION, limit=10) == ["A"]
 
 
+def test_closed_studies_are_indexed_in_the_store_by_close_time(st: PartitionState) -> None:
+    for n, uid in enumerate(("A", "B", "C")):
+        st.add_instance(inst(uid, "x"), n, 1000)
+    st.close("C", 1000, CloseReason.TIMEOUT)
+    st.close("A", 2000, CloseReason.TIMEOUT)
+    st.close("B", 2000, CloseReason.TIMEOUT)
+    assert list(st.store.closed_in_order()) == [(1000, "C"), (2000, "A"), (2000, "B")]
+    assert (st.open_count, st.closed_count) == (0, 3)
+    st.add_instance(inst("A", "late"), 5, 2500)  # reopened: out of the index
+    assert list(st.store.closed_in_order()) == [(1000, "C"), (2000, "B")]
+    assert (st.open_count, st.closed_count) == (1, 2)
+    st.close("A", 3000, CloseReason.TIMEOUT)
+    assert st.expire(1000 + RETENTION, limit=10) == ["C"]
+    assert list(st.store.closed_in_order()) == [(2000, "B"), (3000, "A")]
+    assert st.closed_count == 2
+
+
+def test_rearm_indexes_closed_studies_of_a_store_without_the_index(st: PartitionState) -> None:
+    # A store (or changelog) written before the closing-order index existed.
+    for n, uid in enumerate(("A", "B")):
+        st.add_instance(inst(uid, "x"), n, 1000)
+    st.close("B", 1000, CloseReason.TIMEOUT)
+    st.close("A", 2000, CloseReason.TIMEOUT)
+    for closed_at, uid in list(st.store.closed_in_order()):
+        st.store.unindex_closed(uid, closed_at)
+    restored = PartitionState(
+        partition=0, store=st.store, timeout_ms=TIMEOUT, retention_ms=RETENTION
+    )
+    restored.rearm(st.store.studies())
+    assert restored.closed_count == 2
+    assert restored.expire(1000 + RETENTION, limit=10) == ["B"]
+    assert restored.expire(2000 + RETENTION, limit=10) == ["A"]
+    assert restored.closed_count == 0
+    assert list(st.store.closed_in_order()) == []
+
+
 def test_next_offset_is_last_processed_plus_one(st: PartitionState) -> None:
     assert st.next_offset is None
     st.add_instance(inst("A", "a1"), 10, 1000)
