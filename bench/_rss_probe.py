@@ -71,14 +71,15 @@ def _snapshot() -> dict[str, int]:
 def _rocks_usage() -> dict[str, int] | None:
     """Block cache and memtable bytes of the process's shared RocksDB resources, if any.
 
-    Found through the garbage collector, so the streamer needs no hook for the bench.
+    Read from the module that holds them (`streamer.state.rocks._shared`), so the streamer needs no
+    hook for the bench. (Not through the garbage collector: after the first Bundle the streamer
+    freezes its long-lived objects with gc.freeze(), and gc.get_objects() no longer lists them.)
     """
-    import gc
-
-    for obj in gc.get_objects():
-        if type(obj).__name__ == "RocksResources" and hasattr(obj, "usage"):
-            return dict(obj.usage())
-    return None
+    module = sys.modules.get("streamer.state.rocks")
+    shared = getattr(module, "_shared", None)
+    if shared is None or not hasattr(shared, "usage"):
+        return None
+    return dict(shared.usage())
 
 
 def _probe(_signum: int, _frame: object) -> None:

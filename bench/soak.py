@@ -183,6 +183,8 @@ async def soak(
                 "instances": int(metrics.get("streamer_instances_accepted_total", 0)),
                 "bundles": int(metrics.get("streamer_bundles_published_total", 0)),
                 "open_studies": int(metrics.get("streamer_open_studies", 0)),
+                # RocksDB's capped budget (block cache + memtables), summed over its parts
+                "rocks_bytes": int(metrics.get("streamer_state_memory_bytes", 0)),
             }
             samples.append(s)
             if len(samples) % 10 == 0:
@@ -238,6 +240,13 @@ def analyse(res: dict[str, Any]) -> dict[str, Any]:
     var = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
     start_mib, end_mib = kb.median(first), kb.median(last)
+
+    def rocks(window: list[dict[str, Any]]) -> float | None:
+        known = [s["rocks_bytes"] / 2**20 for s in window if s.get("rocks_bytes")]
+        return kb.median(known) if known else None
+
+    rocks_start = rocks([s for s in flowing if WARMUP <= s["instances"] < 2 * WARMUP])
+    rocks_end = rocks([s for s in flowing if s["instances"] >= n - WARMUP])
     tolerance = max(FLAT_ABS_MIB, FLAT_REL * start_mib)
     busy = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
     return {
@@ -251,6 +260,8 @@ def analyse(res: dict[str, Any]) -> dict[str, Any]:
         "hwm_mib": res["final"]["hwm_kib"] / 1024,
         "slope_mib_per_100k": slope,
         "growth_mib": end_mib - start_mib,
+        "rocks_start_mib": rocks_start,
+        "rocks_end_mib": rocks_end,
         "tolerance_mib": tolerance,
         "flat": end_mib - start_mib <= tolerance,
         "rate": n / res["run_s"],
@@ -316,6 +327,14 @@ def table(res: dict[str, Any], a: dict[str, Any], info: dict[str, Any]) -> str:
         (
             f"idle after the last Bundle (committed, {SETTLE_S:.0f} s idle) / after malloc_trim(0)",
             f"{a['idle_end_mib']:,.1f} / {a['idle_end_trimmed_mib']:,.1f} MiB",
+        ),
+        (
+            "RocksDB budget in use (block cache + memtables, each capped; /metrics), "
+            "start / end window",
+            f"{a['rocks_start_mib']:,.1f} / {a['rocks_end_mib']:,.1f} MiB; end − start of RSS "
+            f"without it: {a['growth_mib'] - (a['rocks_end_mib'] - a['rocks_start_mib']):+,.1f} MiB"
+            if a.get("rocks_start_mib") is not None and a.get("rocks_end_mib") is not None
+            else "–",
         ),
         ("largest sample / peak (VmHWM)", f"{a['max_mib']:,.1f} / {a['hwm_mib']:,.1f} MiB"),
         (

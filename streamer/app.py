@@ -28,6 +28,7 @@ from streamer.outbox import Outbox
 from streamer.partitions import OpenStore, Partitions
 from streamer.ports import ChangelogReader, InputRecord, Sink, Source
 from streamer.publishing import StudyPublisher, dead_letter_headers
+from streamer.state import shared_usage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Processor:
         self.metrics.open_studies.sample = self._sample_open_studies
         self.metrics.consumer_lag.sample = self._sample_lag
         self.metrics.oldest_open_study_age.sample = self._sample_oldest_age
+        self.metrics.state_memory.sample = _sample_state_memory
         self._publisher = StudyPublisher(
             settings, self._outbox, source.topic, self.metrics, self._executor, self._options, clock
         )
@@ -436,3 +438,7 @@ class Processor:
                 for p, lane in lanes.items()
             },
         }
+
+
+def _sample_state_memory() -> Samples:
+    return [((part,), float(size)) for part, size in sorted(shared_usage().items())]

@@ -127,6 +127,12 @@ class Metrics:
             "oldest_open_study_age_seconds",
             "Seconds since the last record of the longest-idle open study (0 when none is open).",
         )
+        self.state_memory = self._sampled(
+            "state_memory_bytes",
+            "Memory of the state stores' shared RocksDB budget, by part: block_cache, memtables "
+            "(each capped; none with the SQLite engine).",
+            ("part",),
+        )
         # ---- output
         self.dead_letters = self._counter(
             "dead_letters",

@@ -35,7 +35,13 @@ from streamer.state.partition_store import (
     StoreMetadata,
     StudyCodec,
 )
-from streamer.state.rocks import RocksConfig, RocksResources, RocksStore, shared_resources
+from streamer.state.rocks import (
+    RocksConfig,
+    RocksResources,
+    RocksStore,
+    shared_resources,
+    shared_usage,
+)
 from streamer.state.sqlite import SqliteConfig, SqliteStore
 
 __all__ = [
@@ -72,5 +78,6 @@ __all__ = [
     "parse_study_key",
     "prefix_upper_bound",
     "shared_resources",
+    "shared_usage",
     "study_key",
 ]

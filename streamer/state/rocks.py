@@ -118,6 +118,15 @@ def shared_resources(config: RocksConfig | None = None) -> RocksResources:
         return _shared
 
 
+def shared_usage() -> dict[str, int]:
+    """Bytes in the process's RocksDB budget now: block_cache and memtables ({} before any store)."""
+    shared = _shared
+    if shared is None:
+        return {}
+    usage = shared.usage()
+    return {"block_cache": usage["block_cache"], "memtables": usage["write_buffers"]}
+
+
 def _translate(exc: Exception, path: Path, action: str) -> StoreError:
     # rocksdict raises bare `Exception`s whose text starts with RocksDB's status name.
     text = str(exc)

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamer.messages import encode_marker
 from streamer.metrics import Metrics, metrics_table
+from streamer.state import shared_resources, shared_usage
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
 from tests.fakes import FakeClock, FakeSink, FakeSource
 from tests.unit.pipeline.test_app import TIMEOUT_S, Disk, make, put_study, started, ts
@@ -218,6 +219,23 @@ async def test_gauges_are_sampled_per_partition_when_scraped(disk: Disk) -> None
     await proc.step()
     assert value(m, "streamer_open_studies", partition="1") == 0
     assert value(m, "streamer_oldest_open_study_age_seconds") == 0
+
+
+async def test_state_memory_reports_the_rocksdb_budget_in_use(disk: Disk) -> None:
+    clock = FakeClock()
+    source = FakeSource()
+    put_study(source, clock, 1, 2, marker=False)
+    proc, _ = make(source, clock, disk=disk)
+    await started(proc)
+    await proc.step()
+    m = proc.metrics
+    usage = shared_usage()
+    assert set(usage) == {"block_cache", "memtables"}
+    for part in usage:
+        sampled = value(m, "streamer_state_memory_bytes", part=part)
+        assert 0 <= sampled <= shared_resources().config.block_cache_bytes * 4
+    assert value(m, "streamer_state_memory_bytes", part="memtables") > 0  # the store is open
+    await proc.close()
 
 
 async def test_restore_time_and_records_are_measured(disk: Disk) -> None:
