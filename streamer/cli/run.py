@@ -132,6 +132,12 @@ def main(argv: Sequence[str]) -> int:
     configure_logging(settings.log_level, settings.log_format)
     for name in unknown_env_vars():
         log.warning("unknown setting ignored", extra={"variable": name})
+    from streamer.memory import set_mmap_threshold
+
+    if settings.malloc_mmap_threshold_bytes and not set_mmap_threshold(
+        settings.malloc_mmap_threshold_bytes
+    ):
+        log.info("STREAMER_MALLOC_MMAP_THRESHOLD_BYTES not applied (not glibc)")
     try:
         return asyncio.run(run(settings))
     except ConfigError:

@@ -281,6 +281,14 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
+    malloc_mmap_threshold_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        le=32 * 1024 * 1024,
+        description="C allocations from this size up get their own memory map, returned when freed "
+        "(glibc; fixed, so that its sliding default does not let large buffers fragment the heap). "
+        "0 keeps glibc's default.",
+    )
 
     @field_validator(
         "dicom_timezone",
