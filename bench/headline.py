@@ -139,9 +139,9 @@ def soak(doc: dict[str, Any]) -> Iterator[Row]:
     yield Row(
         "soak",
         f"RSS over {doc['info']['instances']:,} instances (start → end, while instances flow)",
-        f"{a['start_mib']:.0f} → {a['end_mib']:.0f} MiB (+{a['growth_mib']:.0f}; "
-        f"{a['slope_mib_per_100k']:.1f} MiB per 100k in the second half)",
-        f"flat: ≤ +{a['tolerance_mib']:.0f} MiB",
+        f"{a['start_mib']:.0f} → {a['end_mib']:.0f} MiB ({a['growth_mib']:+.0f}; "
+        f"{a['slope_mib_per_100k']:+.1f} MiB per 100k in the second half)",
+        f"flat: ≤ +{a['tolerance_mib']:.0f} MiB, slope ≤ +{a.get('slope_max', 2.0):.0f} per 100k",
         bool(a["flat"]),
     )
 

@@ -32,6 +32,7 @@ Only kept tags are looked at (dropping the others is what slimming is for). What
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -142,12 +143,16 @@ def tag_label(tag: str) -> str:
 class _Walk:
     """What one cleaning walk shares: the kept tags, the warnings sink, the count of keys that are not tags."""
 
-    __slots__ = ("keep", "odd_keys", "warnings")
+    __slots__ = ("keep", "odd_keys", "tag_keep", "warnings")
+    tag_keep: frozenset[str] | None
 
     def __init__(self, keep: frozenset[str] | None, warnings: list[str] | None) -> None:
         self.keep = keep
         self.warnings = warnings
         self.odd_keys = 0
+        # ``keep`` when it holds upper-case tags only: then a dataset whose keys are all in it needs no
+        # re-keying and keeps every key (None: no such shortcut)
+        self.tag_keep = keep if keep.__class__ is frozenset and _upper_tags_only(keep) else None
 
     def warn(self, tag: str, text: str) -> None:
         if self.warnings is not None:
@@ -163,6 +168,12 @@ class _Walk:
                 if n == 1
                 else f"{n} keys are not DICOM tags; ignored"
             )
+
+
+@functools.lru_cache(maxsize=16)
+def _upper_tags_only(keep: frozenset[str]) -> bool:
+    """True when every member of ``keep`` is an upper-case tag (cached: the same few sets come every time)."""
+    return bool(keep) and _all_tags(dict.fromkeys(keep), _UPPER_HEX)
 
 
 def normalize(
@@ -228,6 +239,14 @@ def _dataset(ds: Dataset, walk: _Walk, depth: int, *, share: bool) -> dict[str, 
     keep = walk.keep
     src: Mapping[str, Any] = ds
     same = share
+    out: dict[str, Any] = {}
+    tag_keep = walk.tag_keep
+    if share and tag_keep is not None and ds.__class__ is dict and tag_keep.issuperset(ds):
+        # a sequence item of kept tags only (the usual one): one C-level test instead of the key scans below
+        if _fill(out, ds, list(ds), walk, depth, copy=False):
+            assert isinstance(ds, dict)
+            return ds
+        return out
     if not _all_tags(ds, _UPPER_HEX):
         # a key that is not an upper-case tag: re-key (upper case, non-tags counted and left out)
         src = _rekeyed(ds, walk)
@@ -235,7 +254,6 @@ def _dataset(ds: Dataset, walk: _Walk, depth: int, *, share: bool) -> dict[str, 
     keys = list(src) if keep is None else [k for k in src if k in keep]
     if len(keys) != len(src):
         same = False
-    out: dict[str, Any] = {}
     if not _fill(out, src, keys, walk, depth, copy=False):
         same = False
     if same:

@@ -38,6 +38,8 @@ def slim_element(elem: object) -> Any:
     The instances of a StudyContext hold the caller's well-formed elements (see ``readable_instance``); wherever
     the mappers compare elements, the slim forms decide, as they always did.
     """
+    if elem is None:  # absent: what normalize_element gives for it, without its set-up
+        return None
     return cleaning.normalize_element(elem, KEEP_TAGS)
 
 

@@ -103,6 +103,11 @@ _Shape = tuple[type[BaseModel], tuple[tuple[Any, Any], ...]]
 _known: set[_Shape] = set()
 _known_old: set[_Shape] = set()
 _poly: dict[Any, type[BaseModel]] = {}
+# the item types of a complex list (the set a shape records), by (some item is a dict, some is None): any
+# other item type is rejected before; one prebuilt set each instead of a new one per list
+_ITEM_TYPES: dict[tuple[bool, bool], frozenset[type]] = {
+    (d, n): frozenset([dict] * d + [type(None)] * n) for d in (False, True) for n in (False, True)
+}
 _values: dict[Any, bool] = {}  # keys of values that passed their validator
 _values_old: dict[Any, bool] = {}
 
@@ -209,14 +214,14 @@ def _walk(
             else:
                 add((key, dict))
         elif vtype is list:
-            types = set()
+            dicts = nones = False
             for i, item in enumerate(value):
-                itype = type(item)
-                types.add(itype)
-                if item is None:
-                    continue
-                if itype is not dict:
+                if type(item) is not dict:
+                    if item is None:
+                        nones = True
+                        continue
                     return False
+                dicts = True
                 item_model = sub[i] if sub is not None else None
                 child_cls = (
                     _poly_class(target, item, item_model, model is not None)
@@ -229,7 +234,7 @@ def _walk(
                     return False
                 if not _walk(child_cls, item, leaves, item_model):
                     return False
-            add((key, frozenset(types)))
+            add((key, _ITEM_TYPES[dicts, nones]))
         elif value is None:
             add((key, None))
         else:  # a string or number where a complex element is expected (fhir_core parses strings as JSON)
