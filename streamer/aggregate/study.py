@@ -9,6 +9,7 @@ grow with them.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -55,6 +56,10 @@ class PartitionState:
     next_offset: int | None = None  # last processed offset + 1: what to commit
     _open: dict[str, int] = field(default_factory=dict)  # uid -> last activity
     _ready: set[str] = field(default_factory=set)  # open studies whose marker is satisfied
+    # (last activity, uid) of open studies, oldest first, so that finding due studies and the
+    # longest-idle one costs nothing per open study each round. Entries whose study has moved on
+    # (closed, or active again) are skipped when met and dropped when they pile up.
+    _by_activity: list[tuple[int, str]] = field(default_factory=list)
     _closed_count: int = 0  # closed studies kept (indexed in the store, by close time)
 
     # ---- restore --------------------------------------------------------------------------
@@ -63,6 +68,7 @@ class PartitionState:
         """Rebuild the in-memory index from stored study records (deadlines are not reset)."""
         self._open.clear()
         self._ready.clear()
+        self._by_activity.clear()
         self._closed_count = 0
         closed: list[tuple[int, str]] = []
         for record in records:
@@ -82,8 +88,12 @@ class PartitionState:
     def _index(self, record: StudyRecord) -> None:
         uid = record.uid
         if record.status is StudyStatus.OPEN:
-            self._open.pop(uid, None)  # to the end: _open stays in order of last change
-            self._open[uid] = record.last_activity_ms
+            last = record.last_activity_ms
+            if self._open.get(uid) != last:
+                self._open[uid] = last
+                heapq.heappush(self._by_activity, (last, uid))
+                if len(self._by_activity) > 2 * len(self._open) + 1024:
+                    self._compact()
             if record.marker_satisfied():
                 self._ready.add(uid)
             else:
@@ -191,12 +201,22 @@ class PartitionState:
     def due(self, now_ms: int) -> list[tuple[str, CloseReason]]:
         """Open studies to close now: marker (and count) satisfied, or inactive for the timeout."""
         out = [(uid, CloseReason.MARKER) for uid in sorted(self._ready)]
-        out.extend(
-            (uid, CloseReason.TIMEOUT)
-            for uid, last in self._open.items()
-            if uid not in self._ready and now_ms >= last + self.timeout_ms
-        )
+        heap = self._by_activity
+        taken: list[tuple[int, str]] = []
+        while heap and now_ms >= heap[0][0] + self.timeout_ms:
+            last, uid = heapq.heappop(heap)
+            if self._open.get(uid) != last:
+                continue  # closed, or active again since: a newer entry stands for it
+            taken.append((last, uid))
+            if uid not in self._ready:
+                out.append((uid, CloseReason.TIMEOUT))
+        for entry in taken:  # still open until the caller closes them
+            heapq.heappush(heap, entry)
         return out
+
+    def _compact(self) -> None:
+        self._by_activity = [(last, uid) for uid, last in self._open.items()]
+        heapq.heapify(self._by_activity)
 
     def study(self, uid: str) -> StudyRecord | None:
         return self.store.get_study(uid)
@@ -275,4 +295,7 @@ class PartitionState:
 
     def oldest_activity_ms(self) -> int | None:
         """Last activity of the longest-idle open study."""
-        return min(self._open.values(), default=None)
+        heap = self._by_activity
+        while heap and self._open.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None

@@ -205,6 +205,34 @@ def test_rearm_indexes_closed_studies_of_a_store_without_the_index(st: Partition
     assert list(st.store.closed_in_order()) == []
 
 
+def test_timeouts_follow_last_activity_whatever_the_arrival_order(st: PartitionState) -> None:
+    # Record timestamps need not grow (CreateTime topics): B's older activity arrives last.
+    st.add_instance(inst("A", "a1"), 0, 5000)
+    st.add_instance(inst("C", "c1"), 1, 3000)
+    st.add_instance(inst("B", "b1"), 2, 1000)
+    st.add_instance(inst("C", "c2"), 3, 2000)  # an older timestamp does not move C's deadline back
+    assert st.oldest_activity_ms() == 1000
+    assert due(st, 1000 + TIMEOUT) == [("B", CloseReason.TIMEOUT)]
+    assert due(st, 1000 + TIMEOUT) == [("B", CloseReason.TIMEOUT)]  # due until closed
+    st.close("B", 1000 + TIMEOUT, CloseReason.TIMEOUT)
+    assert st.oldest_activity_ms() == 3000
+    assert due(st, 5000 + TIMEOUT) == [("C", CloseReason.TIMEOUT), ("A", CloseReason.TIMEOUT)]
+    st.add_instance(inst("C", "c3"), 4, 9000)  # active again: no longer due
+    assert due(st, 5000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
+    st.drop_empty("A")
+    assert st.oldest_activity_ms() == 9000
+
+
+def test_a_long_study_keeps_the_activity_index_small(st: PartitionState) -> None:
+    for n in range(5000):
+        st.add_instance(inst("A", f"a{n}"), n, 1000 + n)
+    st.add_instance(inst("B", "b1"), 5000, 1500)
+    assert len(st._by_activity) <= 2 * st.open_count + 1024
+    assert st.oldest_activity_ms() == 1500
+    assert due(st, 1500 + TIMEOUT) == [("B", CloseReason.TIMEOUT)]
+    assert due(st, 5999 + TIMEOUT) == [("B", CloseReason.TIMEOUT), ("A", CloseReason.TIMEOUT)]
+
+
 def test_next_offset_is_last_processed_plus_one(st: PartitionState) -> None:
     assert st.next_offset is None
     st.add_instance(inst("A", "a1"), 10, 1000)
