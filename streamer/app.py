@@ -140,7 +140,9 @@ class Processor:
             if (
                 (closed and self._clock() - self._last_commit >= _MIN_CLOSE_CHECKPOINT_S)
                 or self._clock() - self._last_commit >= interval
-                or self._partitions.dirty_bytes() >= _MAX_DIRTY_BYTES
+                # Only what no checkpoint has taken yet: counting the snapshot in flight started a
+                # second checkpoint at once, which held the loop until the first one's acks came.
+                or self._partitions.unsealed_bytes() >= _MAX_DIRTY_BYTES
             ):
                 await self._checkpoint()
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:

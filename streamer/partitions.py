@@ -218,8 +218,12 @@ class Partitions:
     # ---- checkpoint -----------------------------------------------------------------------------
 
     def dirty_bytes(self) -> int:
-        """Bytes of keys and values staged for the next checkpoint, over all partitions."""
+        """Bytes of keys and values staged or sealed (not yet in the stores), over all partitions."""
         return sum(lane.store.dirty_bytes for lane in self.lanes.values() if lane.store)
+
+    def unsealed_bytes(self) -> int:
+        """Bytes staged since the last checkpoint sealed its snapshot, over all partitions."""
+        return sum(lane.store.unsealed_bytes for lane in self.lanes.values() if lane.store)
 
     @property
     def checkpoint_running(self) -> bool:

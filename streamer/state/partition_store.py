@@ -261,8 +261,13 @@ class PartitionStore(Generic[S]):
 
     @property
     def dirty_bytes(self) -> int:
-        """Keys plus values staged and sealed, to trigger a checkpoint before memory grows large."""
+        """Keys plus values staged and sealed: what the store holds in memory for checkpoints."""
         return self._dirty_bytes + self._sealed_bytes
+
+    @property
+    def unsealed_bytes(self) -> int:
+        """Keys plus values staged since the last seal: what the next checkpoint would take."""
+        return self._dirty_bytes
 
     @property
     def sealed(self) -> bool:

@@ -270,3 +270,27 @@ async def test_freed_memory_is_released_once_the_burst_is_checkpointed(
     await proc.step()
     assert len(releases) == 2
     await proc.close()
+
+
+async def test_a_snapshot_in_flight_does_not_start_another_checkpoint(
+    disk: Disk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size trigger counts what no checkpoint has taken yet. Counting the sealed snapshot too,
+    # the next round started a second checkpoint, which held the loop until the first one's acks.
+    monkeypatch.setattr("streamer.app._MAX_DIRTY_BYTES", 1000)
+    clock = FakeClock()
+    source = FakeSource()
+    sink = HeldSink()
+    proc, _ = make(source, clock, sink, disk=disk)
+    await started(proc)
+    await proc.step()
+    await checkpointed(proc, sink)
+    put_study(source, clock, 1, 2, marker=False)
+    await proc.step()  # over the size: a checkpoint seals the two instances, its acks held
+    await spin()
+    assert sink.unacked > 0
+    await asyncio.wait_for(proc.step(), timeout=5)  # not held by the checkpoint in flight
+    await asyncio.wait_for(proc.step(), timeout=5)
+    await checkpointed(proc, sink)
+    assert source.committed == {0: 2}
+    await proc.close()
