@@ -43,6 +43,9 @@ _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 _MIN_CLOSE_CHECKPOINT_S = 1.0
 # After a checkpoint, freed heap memory is handed back to the system at most this often.
 _RELEASE_MEMORY_INTERVAL_S = 10.0
+# After a burst, memory its work frees later (RocksDB flushing memtables in its own threads, client
+# buffers) reaches the heap after the first trim: while idle, trim again each second for this long.
+_AFTER_BURST_TRIMS_S = 10.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane,
 # and run at most this often: a sweep looks at every closed study kept (30 days' worth), too much
 # for every round of a loop that runs a round per arriving record.
@@ -96,6 +99,7 @@ class Processor:
         self._last_expire = float("-inf")
         self._last_status = clock()
         self._last_release = clock()
+        self._trim_until = 0.0
         self._busy_since_release = False
         self._warm = False  # set once the first Bundle was built (see _freeze_warm_objects)
         self.assigned = asyncio.Event()  # set once the first assignment arrived
@@ -158,6 +162,10 @@ class Processor:
                 # The burst is over and its checkpoint written (the snapshot it held is freed
                 # only then): give the freed heap back now.
                 self._release_memory()
+                self._trim_until = self._clock() + _AFTER_BURST_TRIMS_S
+            elif self._clock() < self._trim_until and self._clock() - self._last_release >= 1.0:
+                self._last_release = self._clock()
+                release_free_memory()
         self.last_progress = self._monotonic()
 
     def _freeze_warm_objects(self) -> None:
