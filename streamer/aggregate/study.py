@@ -171,7 +171,7 @@ class PartitionState:
             # and is then published whole (all its instances, same ids).
             if record.closed_at_ms is not None:
                 self.store.unindex_closed(uid, record.closed_at_ms)
-            self._closed_count -= 1
+                self._closed_count -= 1
             record.status = StudyStatus.OPEN
             record.marker_seen = False
             record.expected_count = None
@@ -203,10 +203,14 @@ class PartitionState:
         out = [(uid, CloseReason.MARKER) for uid in sorted(self._ready)]
         heap = self._by_activity
         taken: list[tuple[int, str]] = []
+        seen: set[str] = set()
         while heap and now_ms >= heap[0][0] + self.timeout_ms:
             last, uid = heapq.heappop(heap)
-            if self._open.get(uid) != last:
-                continue  # closed, or active again since: a newer entry stands for it
+            if self._open.get(uid) != last or uid in seen:
+                # closed, or active again since (a newer entry stands for it); or a second entry
+                # of the same activity (a study reopened by an instance no newer than its last)
+                continue
+            seen.add(uid)
             taken.append((last, uid))
             if uid not in self._ready:
                 out.append((uid, CloseReason.TIMEOUT))

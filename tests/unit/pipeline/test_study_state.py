@@ -223,6 +223,16 @@ def test_timeouts_follow_last_activity_whatever_the_arrival_order(st: PartitionS
     assert st.oldest_activity_ms() == 9000
 
 
+def test_a_study_reopened_without_newer_activity_is_due_once(st: PartitionState) -> None:
+    st.add_instance(inst("A", "a1"), 0, 5000)
+    st.close("A", 5000 + TIMEOUT, CloseReason.TIMEOUT)
+    st.add_instance(inst("A", "a2"), 1, 4000)  # late, with an older timestamp: activity stays 5000
+    assert due(st, 5000 + TIMEOUT) == [("A", CloseReason.TIMEOUT)]
+    st.close("A", 5000 + TIMEOUT, CloseReason.TIMEOUT)
+    assert due(st, 5000 + TIMEOUT) == []
+    assert st.oldest_activity_ms() is None
+
+
 def test_a_long_study_keeps_the_activity_index_small(st: PartitionState) -> None:
     for n in range(5000):
         st.add_instance(inst("A", f"a{n}"), n, 1000 + n)
