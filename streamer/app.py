@@ -21,7 +21,7 @@ from typing import Any
 from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
 from streamer.errors import EmptyStudyError, InvalidMessageError, LateInstanceError
-from streamer.memory import release_free_memory
+from streamer.memory import HeapReleaser
 from streamer.messages import Instance, decode
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
@@ -41,11 +41,6 @@ _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 # one waits for them, so checkpointing much more often would hold the loop again. A crash
 # re-publishes at most this much more (same ids: harmless downstream).
 _MIN_CLOSE_CHECKPOINT_S = 1.0
-# After a checkpoint, freed heap memory is handed back to the system at most this often.
-_RELEASE_MEMORY_INTERVAL_S = 10.0
-# After a burst, memory its work frees later (RocksDB flushing memtables in its own threads, client
-# buffers) reaches the heap after the first trim: while idle, trim again each second for this long.
-_AFTER_BURST_TRIMS_S = 10.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane,
 # and run at most this often: a sweep looks at every closed study kept (30 days' worth), too much
 # for every round of a loop that runs a round per arriving record.
@@ -98,9 +93,7 @@ class Processor:
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_expire = float("-inf")
         self._last_status = clock()
-        self._last_release = clock()
-        self._trim_until = 0.0
-        self._busy_since_release = False
+        self._heap = HeapReleaser(clock)
         self._warm = False  # set once the first Bundle was built (see _freeze_warm_objects)
         self.assigned = asyncio.Event()  # set once the first assignment arrived
 
@@ -152,20 +145,11 @@ class Processor:
             if self._clock() - self._last_status >= _STATUS_INTERVAL_S:
                 self._last_status = self._clock()
                 log.info("status", extra=self.snapshot())
-            if batch:
-                self._busy_since_release = True
-            elif (
-                self._busy_since_release
-                and not self._partitions.dirty_bytes()
-                and not self._partitions.checkpoint_running
-            ):
-                # The burst is over and its checkpoint written (the snapshot it held is freed
-                # only then): give the freed heap back now.
-                self._release_memory()
-                self._trim_until = self._clock() + _AFTER_BURST_TRIMS_S
-            elif self._clock() < self._trim_until and self._clock() - self._last_release >= 1.0:
-                self._last_release = self._clock()
-                release_free_memory()
+            self._heap.after_round(
+                busy=bool(batch),
+                settled=not self._partitions.dirty_bytes()
+                and not self._partitions.checkpoint_running,
+            )
         self.last_progress = self._monotonic()
 
     def _freeze_warm_objects(self) -> None:
@@ -393,20 +377,7 @@ class Processor:
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
         now = self._clock()
         self._last_commit = now
-        if now - self._last_release >= _RELEASE_MEMORY_INTERVAL_S:
-            # The burst flag stays: this checkpoint's snapshot is freed only once it is written,
-            # and the trim after the burst (in step) must still come then.
-            self._last_release = now
-            release_free_memory()
-
-    def _release_memory(self) -> None:
-        self._last_release = self._clock()
-        self._busy_since_release = False
-        # Garbage in reference cycles (the burst's client and record objects) is freed only by a
-        # full collection, which may otherwise come long after the trim: collect it first. Once
-        # per burst, while idle (a diagnostic bench/memory.py run at 10,000: 1,595 -> 840 B each).
-        gc.collect()
-        release_free_memory()
+        self._heap.after_checkpoint()
 
     # ---- introspection (tests, health) -------------------------------------------------------
 

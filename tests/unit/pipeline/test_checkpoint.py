@@ -245,7 +245,7 @@ async def test_freed_memory_is_released_once_the_burst_is_checkpointed(
 ) -> None:
     releases: list[float] = []
     clock = FakeClock()
-    monkeypatch.setattr("streamer.app.release_free_memory", lambda: releases.append(clock()))
+    monkeypatch.setattr("streamer.memory.release_free_memory", lambda: releases.append(clock()))
     source = FakeSource()
     sink = HeldSink()
     proc, _ = make(source, clock, sink, disk=disk)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 import subprocess
 import sys
 
 import pytest
 
+from streamer import memory
 from streamer.memory import release_free_memory, set_mmap_threshold
 
 glibc = pytest.mark.skipif(
@@ -64,3 +66,38 @@ def test_zero_leaves_the_default() -> None:
 @glibc
 def test_free_memory_can_be_released() -> None:
     assert release_free_memory() is True
+
+
+def test_the_heap_is_released_after_a_burst_and_then_each_idle_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    trims: list[float] = []
+    collections: list[float] = []
+
+    def trim() -> bool:
+        trims.append(now[0])
+        return True
+
+    def collect() -> int:
+        collections.append(now[0])
+        return 0
+
+    monkeypatch.setattr(memory, "release_free_memory", trim)
+    monkeypatch.setattr(gc, "collect", collect)
+    heap = memory.HeapReleaser(lambda: now[0])
+    heap.after_round(busy=True, settled=False)
+    heap.after_round(busy=False, settled=False)  # idle, but the burst's checkpoint is not written
+    assert trims == []
+    heap.after_round(busy=False, settled=True)
+    assert trims == collections == [1000.0]  # a full collection, then the trim
+    for _ in range(12):  # each idle second for AFTER_BURST_TRIMS_S, then no more
+        now[0] += 1
+        heap.after_round(busy=False, settled=True)
+    assert len(trims) == 1 + int(memory.AFTER_BURST_TRIMS_S) - 1
+    assert collections == [1000.0]
+    heap.after_checkpoint()  # the periodic trim waits PERIODIC_TRIM_S since the last one
+    assert len(trims) == int(memory.AFTER_BURST_TRIMS_S)
+    now[0] += memory.PERIODIC_TRIM_S
+    heap.after_checkpoint()
+    assert len(trims) == int(memory.AFTER_BURST_TRIMS_S) + 1
