@@ -42,8 +42,8 @@ _MAX_DIRTY_BYTES = 4 * 1024 * 1024
 # re-publishes at most this much more (same ids: harmless downstream).
 _MIN_CLOSE_CHECKPOINT_S = 1.0
 # Retention sweeps remove at most this many studies per round, so a sweep never stalls the lane,
-# and run at most this often: a sweep looks at every closed study kept (30 days' worth), too much
-# for every round of a loop that runs a round per arriving record.
+# and run at most this often: each opens a store iterator per partition (on the closing-order
+# index), needless in every round of a loop that runs a round per arriving record.
 _EXPIRE_PER_ROUND = 50
 _EXPIRE_INTERVAL_S = 1.0
 # The shortest poll when an inactivity deadline is near (no busy loop on a deadline just passed).
@@ -172,7 +172,7 @@ class Processor:
         for partition, state in self._partitions.ready().items():
             if not self._source.caught_up(partition):
                 continue
-            oldest = state.oldest_activity_ms()  # a pass over the open studies, as due() makes
+            oldest = state.oldest_activity_ms()
             if oldest is None:
                 continue
             due_in = (oldest + state.timeout_ms) / 1000 - now
