@@ -137,12 +137,24 @@ class FakeSink:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.fail_with is not None:
             future.set_exception(self.fail_with)
+            self.sent.append((topic, key, value, dict(headers)))
         else:
-            log = self.logs.setdefault((topic, partition), [])
-            future.set_result(len(log))
-            log.append((key, value, dict(headers)))
-        self.sent.append((topic, key, value, dict(headers)))
+            future.set_result(self.record(topic, partition, key, value, headers))
         return future
+
+    def record(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+    ) -> int:
+        """Log a record as acked by the broker; returns its offset in (topic, partition)."""
+        log = self.logs.setdefault((topic, partition), [])
+        log.append((key, value, dict(headers)))
+        self.sent.append((topic, key, value, dict(headers)))
+        return len(log) - 1
 
     async def send_batch(
         self,

@@ -49,10 +49,7 @@ class HeldSink(FakeSink):
         source_partition: int = 0,
     ) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        log = self.logs.setdefault((topic, partition), [])
-        self.acks.append((future, len(log)))
-        log.append((key, value, dict(headers)))
-        self.sent.append((topic, key, value, dict(headers)))
+        self.acks.append((future, self.record(topic, partition, key, value, headers)))
         return future
 
     async def send_batch(
@@ -66,11 +63,8 @@ class HeldSink(FakeSink):
     ) -> asyncio.Future[int]:
         """Like the real sink: one ack, for the batch's last record."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        log = self.logs.setdefault((topic, partition), [])
-        for key, value in records:
-            log.append((key, value, dict(headers)))
-            self.sent.append((topic, key, value, dict(headers)))
-        self.acks.append((future, len(log) - 1))
+        offsets = [self.record(topic, partition, key, value, headers) for key, value in records]
+        self.acks.append((future, offsets[-1]))
         return future
 
     def release(self, error: BaseException | None = None) -> None:
