@@ -598,17 +598,22 @@ def probe_records(partitions: int, studies: Studies) -> list[tuple[bytes, bytes,
     return out
 
 
-async def produce(
-    broker: Broker, topic: str, records: Iterable[tuple[bytes, bytes | None, int | None]]
-) -> int:
-    """Send and wait for every ack; returns the count."""
-    producer = AIOKafkaProducer(
+def bulk_producer(broker: Broker) -> AIOKafkaProducer:
+    """The bench's producer for loading input fast (large batches, lz4, acks=all); not started."""
+    return AIOKafkaProducer(
         bootstrap_servers=broker.bootstrap,
         linger_ms=20,
         max_batch_size=512 * 1024,
         compression_type="lz4",
         acks="all",
     )
+
+
+async def produce(
+    broker: Broker, topic: str, records: Iterable[tuple[bytes, bytes | None, int | None]]
+) -> int:
+    """Send and wait for every ack; returns the count."""
+    producer = bulk_producer(broker)
     await producer.start()
     n = 0
     try:

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import _kafkabench as kb
-from aiokafka import AIOKafkaProducer
 from memory import sample
 
 PARTITIONS = 3
@@ -88,13 +87,7 @@ async def feed(
     broker: kb.Broker, topic: str, studies: kb.Studies, n_studies: int, pace: float, sent: list[int]
 ) -> None:
     """Every study then its marker, made on the fly; `sent[0]` counts instances acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=broker.bootstrap,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-        compression_type="lz4",
-        acks="all",
-    )
+    producer = kb.bulk_producer(broker)
     await producer.start()
     started = time.monotonic()
     chunk = 200  # studies between acks (and pacing checks)
