@@ -3,29 +3,40 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COMPILE_STAMP := $(VENV)/.compiled
+# The modules setup.py compiles with mypyc (pyproject.toml, [tool.streamer] compiled).
+COMPILED := $(shell $(PYTHON) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['streamer']['compiled'])")
 
-.PHONY: setup demo test lint unit broker-tests bench bench-all clean
+.PHONY: setup compile demo test lint unit broker-tests bench bench-all clean
 
-$(STAMP): pyproject.toml
+# The package is installed editable without extensions (quick); `compile` builds them in place with
+# the venv's mypy, and again whenever a compiled module's source changes.
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=68'
+	STREAMER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(COMPILE_STAMP): $(STAMP) $(COMPILED)
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $(COMPILE_STAMP)
+
+setup: $(COMPILE_STAMP)
+
+compile: $(COMPILE_STAMP)
 
 ## The whole pipeline on an embedded broker: streamer, pydicom's sample studies, one Bundle per study.
-demo: $(STAMP)
+demo: $(COMPILE_STAMP)
 	$(BIN)/python -m streamer demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamer tests bench
-	$(BIN)/ruff format --check streamer tests bench
+	$(BIN)/ruff check streamer tests bench setup.py
+	$(BIN)/ruff format --check streamer tests bench setup.py
 	$(BIN)/mypy
 
 ## The whole suite: lint, types, unit + broker tests on Apache Kafka (from Maven Central jars when
 ## java and mvn exist, else Tansu), then the broker tests again on Tansu.
-test: lint
+test: lint $(COMPILE_STAMP)
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
 		$(BIN)/python -m streamer.devbroker fetch-kafka; fi
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
@@ -35,8 +46,8 @@ test: lint
 	STREAMER_TEST_BROKER=tansu $(BIN)/python -m pytest -m "kafka and not real_kafka"
 
 BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): $(COMPILE_STAMP)
+	STREAMER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 ## The library vs the seed (bench/run.py then bench/library.py); the seed gets its own venv.
@@ -54,4 +65,5 @@ bench-all: $(BENCH_STAMP)
 	$(BIN)/python bench/headline.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache build
+	find streamer -name '*.so' -delete; rm -f streamer__mypyc*.so

@@ -163,14 +163,14 @@ def _instance(doc: dict[str, Any]) -> Instance:
     try:
         key = check_instance(doc)
         slim = slim_instance(doc, warnings)
+        patient = patient_ref(doc)
     except InvalidInstanceError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
-        # check_instance is meant to raise InvalidInstanceError only; be safe at the boundary.
+        # These are meant to raise InvalidInstanceError only; be safe at the boundary (the compiled
+        # build also raises TypeError where a value's type is not the declared one).
         raise InvalidInstanceError(f"not a DICOM JSON instance ({type(exc).__name__})") from exc
-    return Instance(
-        key=key, slim=orjson.dumps(slim), patient=patient_ref(doc), warnings=tuple(warnings)
-    )
+    return Instance(key=key, slim=orjson.dumps(slim), patient=patient, warnings=tuple(warnings))
 
 
 def encode_marker(study_uid: str, instance_count: int | None) -> bytes:

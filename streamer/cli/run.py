@@ -63,6 +63,7 @@ def build_processor(settings: Settings, stores: StudyStores) -> Processor:
 
 async def run(settings: Settings) -> int:
     """Run the stream processor until SIGTERM/SIGINT."""
+    from streamer.compiled import extensions, stale_sources
     from streamer.kafka.admin import ensure_topics
 
     counts = await ensure_topics(settings)
@@ -74,8 +75,14 @@ async def run(settings: Settings) -> int:
             "dlq_topic": settings.dlq_topic,
             "group_id": settings.group_id,
             "partitions": counts.get(settings.input_topic),
+            "compiled_modules": len(extensions()),
         },
     )
+    if stale := stale_sources():
+        log.warning(
+            "compiled modules older than their sources run instead of them (`make compile`)",
+            extra={"sources": stale},
+        )
     stores = open_state(settings)
     try:
         processor = build_processor(settings, stores)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamer.errors import MappingError
@@ -62,8 +62,11 @@ def resource_id(
     """
     if options.id_function is None:
         return uuid5(resource_type, *default_parts)
+    # Called as returning object, not str: user code may return anything, and the check below must
+    # see it (the compiled build would reject a non-str with a TypeError before the check).
+    id_function: Callable[[str, Any, str], object] = options.id_function
     try:
-        result = options.id_function(resource_type, view, extra)
+        result = id_function(resource_type, view, extra)
     except Exception as exc:  # user code; reported as a typed error
         raise MappingError(f"id_function raised {type(exc).__name__} for {resource_type}") from exc
     if not is_fhir_id(result):

@@ -99,7 +99,7 @@ def _body_sites() -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
     return by_term, by_meaning
 
 
-def body_site(value: str) -> dict[str, str] | None:
+def body_site(value: object) -> dict[str, str] | None:
     """SNOMED CT coding for a Body Part Examined (0018,0015) value, per DICOM PS3.16 Annex L.
 
     Tolerant of case, padding, spaces, underscores and hyphens (``" t_spine"`` -> TSPINE); also

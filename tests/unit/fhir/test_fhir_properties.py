@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR
 
 from streamer.dicom.instance import KEEP_TAGS, slim_instance
-from streamer.errors import StreamerError
+from streamer.errors import InvalidMessageError, StreamerError
 from streamer.fhir import (
     MappingOptions,
     build_bundle,
     build_study_bundle,
     bundle_json,
 )
+from streamer.messages import Instance, decode
 from tests.unit.fhir._fhir_helpers import references, tag, tag_number
 
 KEYWORDS = [
@@ -312,3 +313,27 @@ def test_several_studies_in_one_bundle(
         f"urn:oid:1.2.{n}" for n in range(len(groups))
     ]
     Bundle.model_validate_json(bundle_json(result))
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(instances(), st.booleans())
+def test_random_records_decode_or_raise_a_dead_letter_reason(
+    data: list[dict[str, Any]], drop_uid: bool
+) -> None:
+    # What the stream does with a record: decode it (the compiled build checks declared types at run
+    # time, so a value of an unexpected type must still end as a dead-letter reason, not a crash).
+    doc = dict(data[0])
+    if drop_uid:
+        doc.pop("00080018")
+    try:
+        message = decode(b"1.2.3", orjson.dumps(doc))
+    except InvalidMessageError:
+        return
+    assert not drop_uid  # no SOPInstanceUID: never accepted
+    assert isinstance(message, Instance)
+    assert message.study_uid == "1.2.3"
+    assert set(orjson.loads(message.slim)) <= KEEP_TAGS

@@ -42,8 +42,8 @@ def test_body_site_unmapped_is_none(value: str) -> None:
 
 
 def test_body_site_non_string_is_none() -> None:
-    assert t.body_site(None) is None  # type: ignore[arg-type]
-    assert t.body_site(5) is None  # type: ignore[arg-type]
+    assert t.body_site(None) is None
+    assert t.body_site(5) is None
 
 
 def test_body_site_returns_a_fresh_dict() -> None:
