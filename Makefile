@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=68'
 	STREAMER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
+	@# The compiled modules load streamer__mypyc.so from beside the package: put the checkout itself
+	@# on the venv's import path (the editable install maps only the package).
+	$(BIN)/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'streamer-checkout.pth').write_text('$(CURDIR)\\n')"
 	touch $(STAMP)
 
 $(COMPILE_STAMP): $(STAMP) $(COMPILED)

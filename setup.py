@@ -46,7 +46,10 @@ def ext_modules() -> list[Extension]:
         return []
     from mypyc.build import mypycify
 
-    # One shared library (streamer__mypyc) holds the compiled code; each module gets a small shim.
+    # One shared library, the top-level module streamer__mypyc, holds the compiled code; each module
+    # gets a small shim that loads it. (mypyc derives the modules' __file__ from the library's place,
+    # so it must sit beside the package, not in it; `make setup` puts the checkout itself on the
+    # venv's import path for it.)
     return mypycify(compiled_sources(), opt_level="3", group_name="streamer")
 
 

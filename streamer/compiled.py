@@ -23,7 +23,7 @@ def extensions(package: Path = _PACKAGE) -> dict[Path, Path]:
         if suffix is None:
             continue
         source = path.with_name(path.name[: -len(suffix)] + ".py")
-        if source.is_file():  # the shared library (streamer__mypyc) has no source of its own
+        if source.is_file():  # the shared library (streamer__mypyc) is not in the package
             found[path] = source
     return found
 

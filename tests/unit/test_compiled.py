@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -29,6 +31,17 @@ def test_the_listed_modules_run_compiled_unless_built_pure() -> None:
     else:
         # `make compile` builds them; a pure build must say so with STREAMER_PURE_PYTHON=1
         assert compiled == sorted(listed)
+
+
+def test_the_package_imports_from_any_working_directory(tmp_path: Path) -> None:
+    # The compiled modules load the shared library streamer__mypyc, beside the package: the editable
+    # install must put the checkout on the import path, not only the package (`make setup`).
+    code = "import streamer.fhir.imaging_study as m; print(m.__file__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).parent == ROOT / "streamer" / "fhir"
 
 
 def test_an_edited_source_makes_its_extension_stale(tmp_path: Path) -> None:
