@@ -20,14 +20,14 @@ from typing import Any
 
 from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
-from streamer.errors import EmptyStudyError, InvalidMessageError, LateInstanceError
+from streamer.errors import EmptyStudyError
+from streamer.intake import RecordIntake
 from streamer.memory import HeapReleaser
-from streamer.messages import Instance, decode
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
 from streamer.partitions import OpenStore, Partitions
 from streamer.ports import ChangelogReader, InputRecord, Sink, Source
-from streamer.publishing import StudyPublisher, dead_letter_headers
+from streamer.publishing import StudyPublisher
 from streamer.state import shared_usage
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class Processor:
         self.metrics.consumer_lag.sample = self._sample_lag
         self.metrics.oldest_open_study_age.sample = self._sample_oldest_age
         self.metrics.state_memory.sample = _sample_state_memory
+        self._intake = RecordIntake(settings, self._outbox, source.topic, self.metrics)
         self._publisher = StudyPublisher(
             settings, self._outbox, source.topic, self.metrics, self._executor, self._options, clock
         )
@@ -237,84 +238,7 @@ class Processor:
                     self._source.seek(partition, records[0].offset)
                 continue  # otherwise revoked meanwhile: the new owner reads them
             for record in records:
-                await self._handle_record(state, record)
-
-    async def _handle_record(self, state: PartitionState, record: InputRecord) -> None:
-        self.metrics.records_consumed.inc()
-        try:
-            message = decode(record.key, record.value, max_bytes=self._settings.max_record_bytes)
-            if isinstance(message, Instance):
-                result = state.add_instance(message, record.offset, record.timestamp_ms)
-            else:
-                result = state.add_marker(message, record.offset, record.timestamp_ms)
-        except InvalidMessageError as exc:
-            if isinstance(exc, LateInstanceError):
-                self.metrics.late_instances.inc()
-            state.skip(record.offset, record.timestamp_ms)
-            await self._dead_letter_record(record, exc)
-            return
-        if isinstance(message, Instance) and not result.duplicate:
-            self.metrics.instances_accepted.inc()
-        if result.reopened:
-            self.metrics.late_instances.inc()
-            self.metrics.reopened_studies.inc()
-            log.info(
-                "late instance reopened study",
-                extra={
-                    "study_uid": result.study_uid,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            )
-        elif result.duplicate:
-            self.metrics.duplicate_records.inc()
-        if result.changed_tags:
-            # Same SOPInstanceUID, other content: the later one replaced the held one.
-            self.metrics.updated_instances.inc()
-            log.warning(
-                "instance replaced by a later one with the same SOPInstanceUID",
-                extra={
-                    "study_uid": result.study_uid,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "changed_tags": list(result.changed_tags),
-                },
-            )
-        if isinstance(message, Instance) and message.warnings:
-            self.metrics.instance_warnings.inc(len(message.warnings))
-            for warning in message.warnings:
-                log.info(
-                    "instance warning",
-                    extra={
-                        "study_uid": result.study_uid,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "warning": warning,
-                    },
-                )
-
-    async def _dead_letter_record(self, record: InputRecord, exc: InvalidMessageError) -> None:
-        error_type = type(exc).__name__
-        self.metrics.dead_letters.labels(error_type=error_type, kind="record").inc()
-        log.warning(
-            "record sent to dead-letter topic",
-            extra={
-                "error_type": error_type,
-                "reason": str(exc),
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-        )
-        headers = dead_letter_headers(
-            error_type, str(exc), self._source.topic, record.partition, record.offset
-        )
-        await self._outbox.send(
-            self._settings.dlq_topic,
-            record.key,
-            record.value,
-            headers,
-            source_partition=record.partition,
-        )
+                await self._intake.handle(state, record)
 
     # ---- closing (publishing.py builds and sends) ------------------------------------------
 

@@ -18,6 +18,7 @@ import orjson
 from streamer.dicom import json_model as jm
 from streamer.dicom import tags as t
 from streamer.dicom.instance import check_instance, slim_instance
+from streamer.errors import MappingError
 from streamer.fhir import ids
 from streamer.fhir.common import Warnings
 from streamer.fhir.consistency import check_bundle
@@ -167,6 +168,14 @@ def _finish(parts: list[_StudyParts]) -> BundleResult:
             entry = _entry(resource)
             url = entry["fullUrl"]
             if url in entries:
+                if entries[url]["resource"] != resource and owner[url] == p.study_uid:
+                    # Default ids never collide within a study; an id_function that ignores its
+                    # ``extra`` argument does (weight and height Observation): keeping one would
+                    # silently drop the other.
+                    raise MappingError(
+                        f"study {p.study_uid}: two different {resource['resourceType']} resources "
+                        "have the same id (id_function)"
+                    )
                 if entries[url]["resource"] != resource:
                     warnings.add(
                         f"{resource['resourceType']} shared by studies {owner[url]} and {p.study_uid} "

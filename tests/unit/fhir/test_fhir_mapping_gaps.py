@@ -329,6 +329,22 @@ def test_every_built_bundle_is_consistent() -> None:
     assert problems(bundle) == []
 
 
+def test_an_id_function_giving_two_resources_one_id_is_a_mapping_error() -> None:
+    # Ignoring ``extra`` gives the weight and the height Observation one id: one of them would be lost.
+    def same_id_for_both(rtype: str, ds: object, extra: str = "") -> str:
+        return f"{rtype}-secret"
+
+    opts = MappingOptions(add_vital_signs=True, id_function=same_id_for_both)
+    measured = inst(1, **FULL, PatientSize="1.8", PatientWeight="80")
+    with pytest.raises(MappingError, match="two different Observation resources have the same id"):
+        build_study_bundle([measured], opts)
+    only_weight = inst(1, **FULL, PatientWeight="80")
+    assert (
+        one(build_study_bundle([only_weight], opts).bundle, "Observation")["id"]
+        == "Observation-secret"
+    )
+
+
 def test_an_inconsistent_bundle_is_a_mapping_error_without_values() -> None:
     # build_study_bundle ends in this check (bundle._finish); the mapping never breaks it, so the
     # breach is made by hand here.
