@@ -45,17 +45,15 @@ class RecordIntake:
             return
         if isinstance(message, Instance) and not result.duplicate:
             self.metrics.instances_accepted.inc()
+        where = {
+            "study_uid": result.study_uid,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
         if result.reopened:
             self.metrics.late_instances.inc()
             self.metrics.reopened_studies.inc()
-            log.info(
-                "late instance reopened study",
-                extra={
-                    "study_uid": result.study_uid,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            )
+            log.info("late instance reopened study", extra=where)
         elif result.duplicate:
             self.metrics.duplicate_records.inc()
         if result.changed_tags:
@@ -63,25 +61,12 @@ class RecordIntake:
             self.metrics.updated_instances.inc()
             log.warning(
                 "instance replaced by a later one with the same SOPInstanceUID",
-                extra={
-                    "study_uid": result.study_uid,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "changed_tags": list(result.changed_tags),
-                },
+                extra={**where, "changed_tags": list(result.changed_tags)},
             )
         if isinstance(message, Instance) and message.warnings:
             self.metrics.instance_warnings.inc(len(message.warnings))
             for warning in message.warnings:
-                log.info(
-                    "instance warning",
-                    extra={
-                        "study_uid": result.study_uid,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "warning": warning,
-                    },
-                )
+                log.info("instance warning", extra={**where, "warning": warning})
 
     async def _dead_letter(self, record: InputRecord, exc: InvalidMessageError) -> None:
         error_type = type(exc).__name__
