@@ -29,8 +29,10 @@ def test_the_listed_modules_run_compiled_unless_built_pure() -> None:
     if os.environ.get("STREAMER_PURE_PYTHON") == "1":
         assert compiled == []
     else:
-        # `make compile` builds them; a pure build must say so with STREAMER_PURE_PYTHON=1
-        assert compiled == sorted(listed)
+        assert compiled == sorted(listed), (
+            "not compiled: run `make compile` (needs a C compiler), or set STREAMER_PURE_PYTHON=1 "
+            "to test a pure build"
+        )
 
 
 def test_the_package_imports_from_any_working_directory(tmp_path: Path) -> None:
