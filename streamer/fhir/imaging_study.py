@@ -12,8 +12,7 @@ numberOfSeries/-Instances (counted), procedureCode (0008,1032), location (0008,1
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cache
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -44,33 +43,17 @@ _FUNCTION = {"PRF": "performer", "SPRF": "secondary performer"}
 
 
 def acquisition_modalities() -> frozenset[str]:
-    """DICOM PS3.16 CID 29 "Acquisition Modality" codes (pydicom's copy of the standard's tables).
+    """DICOM PS3.16 CID 29 "Acquisition Modality" codes (``terminology/data/modalities.json``).
 
     R4B ImagingStudy.modality lists only acquisition modalities (definition: "those in the DICOM Context Group 29").
     """
-    return modality_codes(29)
+    return _codes.modality_group(29)
 
 
 def study_modalities(profile: str) -> frozenset[str]:
     """The codes ImagingStudy.modality may list: CID 29 (R4B); in MII mode CID 33 "Modality", to which the MII
     Bildgebungsstudie profile binds ``modality`` (required), so SR, SEG, RTSTRUCT, ... are listed there too."""
-    return modality_codes(33 if profile == "mii" else 29)
-
-
-@cache
-def modality_codes(cid: int) -> frozenset[str]:
-    """The DCM codes of DICOM PS3.16 context group ``cid`` (pydicom's copy of the standard's tables)."""
-    from pydicom.sr import _cid_dict, _concepts_dict
-
-    groups: dict[str, list[str]] = _cid_dict.cid_concepts[cid]
-    concepts = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], _concepts_dict.concepts)
-    codes: set[str] = set()
-    for scheme, keywords in groups.items():
-        for keyword in keywords:
-            for code, (_meaning, cids) in concepts[scheme][keyword].items():
-                if cid in cids:
-                    codes.add(code)
-    return frozenset(codes)
+    return _codes.modality_group(33 if profile == "mii" else 29)
 
 
 def _function(code: str) -> dict[str, Any]:
@@ -284,12 +267,9 @@ def _instance(ctx: StudyContext, ds: jm.Dataset) -> dict[str, Any] | None:
         )
         return None
     coding: dict[str, Any] = {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{sop_class}"}
-    # pydicom's UID names only here, so the stream processor does not load pydicom at start-up
-    from pydicom._uid_dict import UID_dictionary
-
-    known = UID_dictionary.get(sop_class)
+    known = _codes.uid_name(sop_class)
     if known:
-        coding["display"] = known[0]
+        coding["display"] = known
     inst: dict[str, Any] = {"uid": sop, "sopClass": coding}
     raw_number = jm.first_raw(ds, t.InstanceNumber)
     number = dv.parse_is(raw_number)

@@ -29,11 +29,13 @@ __all__ = [
     "laterality",
     "mii_coding",
     "modality_coding",
+    "modality_group",
     "pet_units",
     "radionuclide",
     "radiopharmaceutical",
     "snomed_ct_from_srt",
     "table_source",
+    "uid_name",
     "view_position",
 ]
 
@@ -142,6 +144,22 @@ def laterality(value: str) -> dict[str, str] | None:
 
 # --------------------------------------------------------------------------------------------
 # Modality (CID 29 / CID 33)
+
+
+def modality_group(cid: int) -> frozenset[str]:
+    """The codes of DICOM PS3.16 context group ``cid`` (29 Acquisition Modality or 33 Modality)."""
+    return _modality_groups()[cid]
+
+
+@cache
+def _modality_groups() -> dict[int, frozenset[str]]:
+    return {int(cid): frozenset(codes) for cid, codes in _table("modalities")["cids"].items()}
+
+
+def uid_name(uid: str) -> str | None:
+    """The registered name of a DICOM UID (PS3.6 Annex A), e.g. of a SOP Class; None when unknown."""
+    name: str | None = _table("uid_names")["entries"].get(uid)
+    return name
 
 
 @cache

@@ -120,7 +120,17 @@ def build(out_dir: Path) -> dict[str, int]:
     tables["modalities.json"] = {
         "source": _source("CID 29 Acquisition Modality and CID 33 Modality"),
         "system": _SYSTEMS["DCM"],
+        # the codes of each group: ImagingStudy.modality lists only those of its group (29, MII: 33)
+        "cids": {str(cid): sorted({row["code"] for row in _cid_rows(cid)}) for cid in (29, 33)},
         "entries": sorted(modalities.values(), key=lambda r: r["code"]),
+    }
+
+    from pydicom._uid_dict import UID_dictionary
+
+    tables["uid_names.json"] = {
+        "source": f"DICOM PS3.6 Annex A Registry of DICOM Unique Identifiers (via pydicom "
+        f"{pydicom.__version__} pydicom._uid_dict): UID -> name, for the display of sopClass codings",
+        "entries": {uid: row[0] for uid, row in sorted(UID_dictionary.items())},
     }
 
     dx_rows = _cid_rows(4010)

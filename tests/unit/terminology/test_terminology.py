@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -15,6 +16,7 @@ from streamer.fhir.terminology import build_tables
 SCT = "http://snomed.info/sct"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 DATA = Path(t.__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # --- body site (PS3.16 Annex L) -------------------------------------------------------------------
@@ -262,6 +264,7 @@ EXPECTED_MIN_ROWS = {
     "radionuclides": 70,
     "radiopharmaceuticals": 200,
     "units": 18,
+    "uid_names": 400,
 }
 
 
@@ -326,3 +329,43 @@ def test_no_pandas_at_import_or_lookup() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
     assert out.stdout.strip() == "False"
+
+
+def test_building_bundles_loads_no_pydicom() -> None:
+    """The tables the mapping needs are data files: pydicom (≈ 40 MiB of RSS with its SR dictionaries)
+    stays out of the stream processor, whatever the options."""
+    code = (
+        "import sys\n"
+        "from streamer.fhir import MappingOptions, build_study_bundle\n"
+        "from tests.dicom_factory import make_instance, study_uid\n"
+        "for profile in ('core', 'mii'):\n"
+        "    options = MappingOptions(add_instances=True, add_vital_signs=True, profile=profile)\n"
+        "    build_study_bundle([make_instance(study_uid(1))], options)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pydicom')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_uid_names_and_modality_groups_match_pydicom() -> None:
+    from pydicom._uid_dict import UID_dictionary
+    from pydicom.sr import _cid_dict, _concepts_dict
+
+    assert t.uid_name("1.2.840.10008.5.1.4.1.1.2") == "CT Image Storage"
+    assert t.uid_name("1.2.3.4") is None
+    assert all(t.uid_name(uid) == row[0] for uid, row in UID_dictionary.items())
+    concepts = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], _concepts_dict.concepts)
+    for cid in (29, 33):
+        groups: dict[str, list[str]] = _cid_dict.cid_concepts[cid]
+        expected = {
+            code
+            for scheme, keywords in groups.items()
+            for keyword in keywords
+            for code, (_meaning, cids) in concepts[scheme][keyword].items()
+            if cid in cids
+        }
+        assert t.modality_group(cid) == expected
+    assert "CT" in t.modality_group(29) and "SR" in t.modality_group(33) - t.modality_group(29)
