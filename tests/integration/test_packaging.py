@@ -11,22 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from setup import compiled_sources
+
 pytestmark = [pytest.mark.slow]
 
 REPO = Path(__file__).parents[2]
-
-
-def _listed() -> list[str]:
-    with (REPO / "pyproject.toml").open("rb") as f:
-        paths: list[str] = tomllib.load(f)["tool"]["streamer"]["compiled"]
-    return paths
 
 
 def _wheel(tmp_path: Path, **env: str) -> Path:
@@ -121,7 +116,7 @@ def _convert_with(wheel: Path, tmp_path: Path) -> dict[str, Any]:
 def test_compiled_and_pure_wheels_give_the_same_bundles(tmp_path: Path) -> None:
     compiled = _wheel(tmp_path / "compiled")
     names = set(zipfile.ZipFile(compiled).namelist())
-    for source in _listed():
+    for source in compiled_sources():
         assert source in names  # the reference source ships beside its extension
         stem = source.removesuffix(".py")
         assert any(n.startswith(stem + ".") and n.endswith(".so") for n in names), source

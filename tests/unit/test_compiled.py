@@ -6,19 +6,20 @@ import importlib
 import os
 import subprocess
 import sys
-import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+from setup import compiled_sources
 from streamer.compiled import extensions, stale_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _listed_modules() -> list[str]:
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        paths: list[str] = tomllib.load(f)["tool"]["streamer"]["compiled"]
-    return [p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in paths]
+    return [
+        p.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for p in compiled_sources()
+    ]
 
 
 def test_the_listed_modules_run_compiled_unless_built_pure() -> None:

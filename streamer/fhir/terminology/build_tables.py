@@ -113,15 +113,18 @@ def build(out_dir: Path) -> dict[str, int]:
         "entries": _cid_rows(244),
     }
 
+    modality_rows = {cid: _cid_rows(cid) for cid in (29, 33)}
     modalities: dict[str, dict[str, Any]] = {}
-    for cid in (29, 33):
-        for row in _cid_rows(cid):
+    for rows in modality_rows.values():
+        for row in rows:
             modalities.setdefault(row["code"], row)
     tables["modalities.json"] = {
         "source": _source("CID 29 Acquisition Modality and CID 33 Modality"),
         "system": _SYSTEMS["DCM"],
         # the codes of each group: ImagingStudy.modality lists only those of its group (29, MII: 33)
-        "cids": {str(cid): sorted({row["code"] for row in _cid_rows(cid)}) for cid in (29, 33)},
+        "cids": {
+            str(cid): sorted({row["code"] for row in rows}) for cid, rows in modality_rows.items()
+        },
         "entries": sorted(modalities.values(), key=lambda r: r["code"]),
     }
 
