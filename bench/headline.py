@@ -95,7 +95,9 @@ def _median(values: list[float]) -> float:
 def startup(doc: dict[str, Any]) -> Iterator[Row]:
     for kind, res in doc["startup"].items():
         ready = _median([r["exec_to_ready_s"] for r in res["runs"] if r.get("exec_to_ready_s")])
-        name = "Apache Kafka" if kind == "apache-kafka" else "Tansu"
+        name = "Apache Kafka" if kind.startswith("apache-kafka") else "Tansu"
+        if res.get("mode", "group") != "group":
+            name += f" (STREAMER_PARTITION_ASSIGNMENT={res['mode']})"
         yield Row(
             "startup", f"{name}: exec → ready, empty state", f"{ready:.2f} s", "< 1 s", ready < 1
         )

@@ -1,7 +1,7 @@
 """Startup benchmark: process start → ready, restore time, import time.
 
     .venv/bin/python bench/startup.py                      # Kafka and Tansu, 6 starts each
-    .venv/bin/python bench/startup.py --repeat 10 --restore-size 0 --brokers tansu
+    .venv/bin/python bench/startup.py --repeat 10 --restore-size 0 --brokers tansu --modes all
 
 1. **exec → ready** with an empty state: both brokers run side by side; per start a fresh set of
    topics (input with 3 partitions, output, DLQ, changelog; made beforehand as the other broker
@@ -10,7 +10,9 @@
    logged "partition ready" (what `_kafkabench.ready_partitions` reads); the log lines' time stamps
    split the time into exec → "starting" (imports, settings, topic check), → "partitions
    assigned" (state dir, consumer start, group join), → ready (restore of the empty stores).
-   Target: < 1 s. One extra start per broker with PYTHONPROFILEIMPORTTIME=1 (not timed) lists
+   Target: < 1 s. Each broker twice: the default (`group`: the process joins the consumer group)
+   and STREAMER_PARTITION_ASSIGNMENT=all (one process takes every partition, no group join).
+   One extra start per broker with PYTHONPROFILEIMPORTTIME=1 (not timed) lists
    what the `run` command imports, costliest first.
 2. **restore** with `--restore-size` (100,000) held instances, on Apache Kafka: `restore.one_size`
    (bench/restore.py: load, then warm and cold restarts, alternating; its code, not a copy).
@@ -46,18 +48,37 @@ IMPORT_CASES: dict[str, list[str]] = {
     "python -m streamer publish --help": ["-m", "streamer", "publish", "--help"],
 }
 LABELS = {"apache-kafka": "Apache Kafka", "tansu": "Tansu"}
+MODES = ("group", "all")  # STREAMER_PARTITION_ASSIGNMENT
+
+
+def config_key(kind: str, mode: str) -> str:
+    """The result key of a broker and an assignment mode ("tansu", "tansu:all")."""
+    return kind if mode == "group" else f"{kind}:{mode}"
+
+
+def config_label(key: str) -> str:
+    kind, _, mode = key.partition(":")
+    return LABELS[kind] + (", all partitions (no group)" if mode == "all" else "")
 
 
 # ---- exec -> ready ---------------------------------------------------------------------------
 
 
 async def one_start(
-    broker: kb.Broker, work: Path, name: str, importtime: bool = False
+    broker: kb.Broker, work: Path, name: str, importtime: bool = False, mode: str = "group"
 ) -> dict[str, Any]:
     topics = kb.Topics.unique(f"startup-{broker.kind}")
     await kb.create_topics(broker, topics, PARTITIONS)
     state = work / f"state-{name}"
-    env = kb.streamer_env("new", broker, topics, state, topic_partitions=PARTITIONS, http_port=0)
+    env = kb.streamer_env(
+        "new",
+        broker,
+        topics,
+        state,
+        topic_partitions=PARTITIONS,
+        http_port=0,
+        partition_assignment=mode,
+    )
     if importtime:
         env["PYTHONPROFILEIMPORTTIME"] = "1"  # to stderr, i.e. into the log file
     proc = kb.Proc(name, env, kb.REPO, work / f"{name}.log").start()
@@ -121,25 +142,31 @@ async def bare_join(broker: kb.Broker) -> float:
         await consumer.stop()
 
 
-async def startups(kinds: list[str], repeat: int, work: Path) -> dict[str, Any]:
+async def startups(kinds: list[str], modes: list[str], repeat: int, work: Path) -> dict[str, Any]:
     brokers: dict[str, kb.Broker] = {}
-    out: dict[str, Any] = {k: {"runs": []} for k in kinds}
+    configs = [(kind, mode) for kind in kinds for mode in modes]
+    out: dict[str, Any] = {config_key(k, m): {"runs": []} for k, m in configs}
     try:
         for kind in kinds:
             brokers[kind] = kb.start_broker(kind)
-            out[kind]["broker"] = brokers[kind].info()
+        for kind, mode in configs:
+            out[config_key(kind, mode)]["broker"] = brokers[kind].info()
+            out[config_key(kind, mode)]["mode"] = mode
         for kind in kinds:  # a first start per broker: warms the broker (group coordinator)
-            out[kind]["warmup"] = await one_start(brokers[kind], work, f"{kind}-warmup")
-            out[kind]["importtime"] = await one_start(
+            key = config_key(kind, modes[0])
+            out[key]["warmup"] = await one_start(brokers[kind], work, f"{kind}-warmup")
+            out[key]["importtime"] = await one_start(
                 brokers[kind], work, f"{kind}-importtime", importtime=True
             )
         for rep in range(repeat):
-            for kind in kinds if rep % 2 == 0 else kinds[::-1]:
-                res = await one_start(brokers[kind], work, f"{kind}-{rep}")
-                res["bare_join_s"] = await bare_join(brokers[kind])
-                out[kind]["runs"].append(res)
+            for kind, mode in configs if rep % 2 == 0 else configs[::-1]:
+                key = config_key(kind, mode)
+                res = await one_start(brokers[kind], work, f"{kind}-{mode}-{rep}", mode=mode)
+                if mode == "group":
+                    res["bare_join_s"] = await bare_join(brokers[kind])
+                out[key]["runs"].append(res)
                 kb.log(
-                    f"{kind} start {rep + 1}: exec → ready {res['exec_to_ready_s']:.2f} s "
+                    f"{key} start {rep + 1}: exec → ready {res['exec_to_ready_s']:.2f} s "
                     f"(starting {res['exec_to_starting_s']:.2f}, assigned "
                     f"{res['exec_to_assigned_s']:.2f})"
                 )
@@ -263,7 +290,11 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
     runs = {k: res["startup"][k]["runs"] for k in kinds}
 
     def col(get: Any) -> list[str]:
-        return [ms([get(r) for r in runs[k]]) for k in kinds]
+        cells = []
+        for k in kinds:
+            values = [v for r in runs[k] if (v := get(r)) is not None]
+            cells.append(ms(values) if values else "–")
+        return cells
 
     rows = [
         (
@@ -275,7 +306,7 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
             col(lambda r: r["exec_to_starting_s"]),
         ),
         (
-            '"starting" → "partitions assigned" (state, consumer, group join)',
+            '"starting" → "partitions assigned" (state, consumer, group join if any)',
             col(lambda r: r["exec_to_assigned_s"] - r["exec_to_starting_s"]),
         ),
         (
@@ -284,7 +315,7 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
         ),
         (
             "baseline: a bare aiokafka consumer, start() → assigned (fresh group)",
-            col(lambda r: r["bare_join_s"]),
+            col(lambda r: r.get("bare_join_s")),
         ),
         ("SIGTERM → exit", col(lambda r: r["stop_s"])),
     ]
@@ -292,7 +323,7 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
     for k in kinds:
         mid = kb.median([r["exec_to_ready_s"] for r in runs[k]])
         verdicts.append(
-            f"{LABELS[k]}: {mid * 1000:,.0f} ms, target < {TARGET_S * 1000:,.0f} ms "
+            f"{config_label(k)}: {mid * 1000:,.0f} ms, target < {TARGET_S * 1000:,.0f} ms "
             + ("**met**" if mid < TARGET_S else "**missed**")
         )
     lines = [
@@ -301,11 +332,14 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
         kb.machine_line(info),
         "",
         f"Empty state, fresh topics ({PARTITIONS} input partitions), default settings; "
-        f"{info['repeat']} starts per broker, alternating between the two brokers (running side "
-        "by side), after one untimed start each; median (min–max). Times from exec of "
-        "`python -m streamer` to the time stamps of its log lines.",
+        f"{info['repeat']} starts per column, in rotating order (the brokers run side by side), "
+        "after one untimed start per broker; median (min–max). Times from exec of "
+        "`python -m streamer` to the time stamps of its log lines. Columns: the default "
+        "(`STREAMER_PARTITION_ASSIGNMENT=group`, the process joins the consumer group) and "
+        "`all` (one process takes every partition without a group join; README "
+        '"One process, no group join").',
         "",
-        "| exec → | " + " | ".join(LABELS[k] for k in kinds) + " |",
+        "| exec → | " + " | ".join(config_label(k) for k in kinds) + " |",
         "|---|" + "---|" * len(kinds),
         *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows),
         "",
@@ -362,10 +396,10 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
                 )
             )
     for k in kinds:
-        run = res["startup"][k]["importtime"]
+        run = res["startup"][k].get("importtime") or {}
         if run.get("imports"):
             lines.append(
-                f"- `python -m streamer` (run, on {LABELS[k]}, one start with "
+                f"- `python -m streamer` (run, on {config_label(k)}, one start with "
                 "PYTHONPROFILEIMPORTTIME=1, untimed): "
                 + ", ".join(
                     f"{i['module']} {i['cumulative_ms']:,.0f} ms" for i in run["imports"][:4]
@@ -381,7 +415,7 @@ def table(res: dict[str, Any], info: dict[str, Any]) -> str:
 def chart(name: str, res: dict[str, Any]) -> None:
     labels, values = [], []
     for k, v in res["startup"].items():
-        labels.append(f"ready, {LABELS[k]}")
+        labels.append(f"ready, {config_label(k)}")
         values.append(kb.median([r["exec_to_ready_s"] for r in v["runs"]]))
     if res.get("restore"):
         n = res["restore"]["instances"]
@@ -411,6 +445,7 @@ async def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=6, help="timed starts per broker")
     ap.add_argument("--brokers", default="apache-kafka,tansu")
+    ap.add_argument("--modes", default=",".join(MODES), help="STREAMER_PARTITION_ASSIGNMENT values")
     ap.add_argument("--restore-size", type=int, default=100_000, help="held instances (0: skip)")
     ap.add_argument("--restore-repeat", type=int, default=3)
     ap.add_argument("--imports", type=int, default=15, help="runs per import case")
@@ -421,6 +456,9 @@ async def main() -> None:
     for k in kinds:
         if k not in LABELS:
             raise SystemExit(f"unknown broker {k!r} (apache-kafka, tansu)")
+    modes = args.modes.split(",")
+    if not modes or set(modes) - set(MODES):
+        raise SystemExit(f"--modes: a list of {', '.join(MODES)}")
     started = time.perf_counter()
     info = kb.machine() | {
         "repeat": args.repeat,
@@ -432,9 +470,11 @@ async def main() -> None:
         work = Path(tmp)
         kb.log("import times")
         res["imports"] = import_times(args.imports)
-        res["startup"] = await startups(kinds, args.repeat, work)
+        res["startup"] = await startups(kinds, modes, args.repeat, work)
         info["broker"] = {
-            "label": " and ".join(res["startup"][k]["broker"]["label"] for k in kinds)
+            "label": " and ".join(
+                res["startup"][config_key(k, modes[0])]["broker"]["label"] for k in kinds
+            )
         }
         if args.restore_size:
             res["restore"] = await restore_run(args.restore_size, args.restore_repeat, work)

@@ -262,6 +262,13 @@ class Settings(BaseSettings):
         None,
         description="Static group membership id (one per process, stable across restarts).",
     )
+    partition_assignment: Literal["group", "all"] = Field(
+        "group",
+        description="group: the processes of the group share the input partitions (the broker "
+        "assigns them). all: this process reads every partition without joining the group (offsets "
+        "are still committed as the group); for a single process, it skips the group join (3 s on "
+        "Tansu) and stops if a group member appears. Not with exactly_once.",
+    )
     max_poll_interval_ms: int = Field(
         300_000, ge=1000, description="Longest gap between polls before the group evicts us."
     )
@@ -344,6 +351,13 @@ class Settings(BaseSettings):
             )
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        if self.partition_assignment == "all" and (
+            self.processing_guarantee == "exactly_once" or self.group_instance_id is not None
+        ):
+            raise ValueError(
+                "partition_assignment all joins no group: it cannot be used with "
+                "processing_guarantee exactly_once (fencing needs the group) or a group_instance_id"
+            )
         self._check_security()
         return self
 

@@ -40,6 +40,8 @@ class KafkaChangelogReader:
             enable_auto_commit=False,
             isolation_level=s.isolation_level,
             max_partition_fetch_bytes=s.max_bundle_bytes,
+            # The empty fetch at the end of a read returns after this (Tansu waits it out).
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             **client_kwargs(s),
         )
 
@@ -48,7 +50,10 @@ class KafkaChangelogReader:
         consumer = self._consumer()
         try:
             await consumer.start()
+            # Assigned (so its metadata is known) but paused: a fetch in flight made Tansu answer
+            # the offset requests only after that fetch's max wait (≈ 0.5 s per partition).
             consumer.assign([tp])
+            consumer.pause(tp)
             begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
         except KafkaError as exc:

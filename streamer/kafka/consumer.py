@@ -1,4 +1,9 @@
-"""The input side: an aiokafka consumer in a group, behind the Source port."""
+"""The input side: an aiokafka consumer in a group, behind the Source port.
+
+With ``STREAMER_PARTITION_ASSIGNMENT=all`` the consumer joins no group: it assigns itself every
+partition of the input topic and commits as the group's "simple" consumer. The broker refuses such a
+commit while the group has members, which is what stops two kinds of processes sharing one group.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitio
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streamer.config import Settings
+from streamer.errors import ConfigError
 from streamer.kafka.outage import BrokerWatch
 from streamer.kafka.security import client_kwargs
 from streamer.ports import InputRecord, RebalanceCallback
@@ -18,6 +24,8 @@ from streamer.ports import InputRecord, RebalanceCallback
 log = logging.getLogger(__name__)
 
 _PROBE_INTERVAL_S = 1.0
+# With partition_assignment=all: how often the input topic's partition count is looked up again.
+PARTITION_CHECK_S = 30.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -35,10 +43,22 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSource:
     """Consumes the input topic with manual commits; offsets are committed only by the app."""
 
-    def __init__(self, settings: Settings, watch: BrokerWatch | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        watch: BrokerWatch | None = None,
+        partition_check_s: float = PARTITION_CHECK_S,
+    ) -> None:
         self.topic = settings.input_topic
+        self._group_id = settings.group_id
         self._watch = watch
         self._last_probe = 0.0
+        self._take_all = settings.partition_assignment == "all"
+        self._partition_check_s = partition_check_s
+        self._last_partition_check = 0.0
+        self._owned: set[int] = set()
+        self._on_assigned: RebalanceCallback | None = None
+        self._on_revoked: RebalanceCallback | None = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.group_id,
@@ -61,9 +81,65 @@ class KafkaSource:
 
     async def start(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
         await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_Listener(on_assigned, on_revoked))
+        if not self._take_all:
+            self._consumer.subscribe([self.topic], listener=_Listener(on_assigned, on_revoked))
+            return
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
+        try:
+            await self._assign_all(await self._partitions())
+        except BaseException:
+            await self._consumer.stop()
+            raise
+
+    async def _partitions(self) -> set[int]:
+        await self._consumer._client.force_metadata_update()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            raise ConfigError(
+                f"input topic {self.topic} has no partitions in the broker's metadata"
+            )
+        return set(partitions)
+
+    async def _assign_all(self, partitions: set[int]) -> None:
+        """Take ``partitions``, first making sure the group has no members (see the module doc)."""
+        tps = self._tps(partitions)
+        self._consumer.assign(tps)
+        committed = {tp: await self._consumer.committed(tp) for tp in tps}
+        missing = [tp for tp, offset in committed.items() if offset is None or offset < 0]
+        first = await self._consumer.beginning_offsets(missing) if missing else {}
+        # Committing what the group already has (or the start of the log) changes nothing, and the
+        # broker refuses it while the group has members.
+        probe = {tp.partition: committed[tp] if tp not in first else first[tp] for tp in tps}
+        await self.commit(probe)
+        self._owned = set(partitions)
+        self._last_partition_check = time.monotonic()
+        assert self._on_assigned is not None
+        await self._on_assigned(set(partitions))
+
+    async def _check_partitions(self) -> None:
+        """Take partitions added to the input topic, as a group rebalance would."""
+        now = time.monotonic()
+        if now - self._last_partition_check < self._partition_check_s:
+            return
+        self._last_partition_check = now
+        try:
+            partitions = await self._partitions()
+        except (KafkaError, ConfigError) as exc:
+            log.warning("input partitions not checked: %s", exc)
+            return
+        if partitions <= self._owned:
+            return
+        log.info(
+            "input topic has new partitions",
+            extra={"partitions": sorted(partitions - self._owned)},
+        )
+        assert self._on_revoked is not None
+        await self._on_revoked(set(self._owned))  # checkpoint and close, like an eager rebalance
+        await self._assign_all(partitions)
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
+        if self._take_all:
+            await self._check_partitions()
         batch = await self._consumer.getmany(
             timeout_ms=int(timeout_s * 1000), max_records=max_records
         )
@@ -136,7 +212,20 @@ class KafkaSource:
         return None if offset is None or offset < 0 else int(offset)
 
     async def commit(self, offsets: dict[int, int]) -> bool:
-        return await commit_offsets(self._consumer, self.topic, offsets)
+        if not self._take_all:
+            return await commit_offsets(self._consumer, self.topic, offsets)
+        try:
+            await self._consumer.commit(
+                {TopicPartition(self.topic, p): off for p, off in offsets.items()}
+            )
+        except CommitFailedError as exc:
+            raise ConfigError(
+                f"consumer group {self._group_id} has members, so the broker refuses the commits of "
+                "this process, which reads all partitions outside the group "
+                "(STREAMER_PARTITION_ASSIGNMENT=all): stop the group's other processes or wait for "
+                "their session timeout, or use STREAMER_PARTITION_ASSIGNMENT=group"
+            ) from exc
+        return True
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -61,6 +61,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STREAMER_WADO_BASE_URL", "pacs.example/dicomweb"),
         ("STREAMER_LOG_LEVEL", "LOUD"),
         ("STREAMER_FETCH_MAX_WAIT_MS", "0"),
+        ("STREAMER_PARTITION_ASSIGNMENT", "some"),
     ],
 )
 def test_bad_setting_names_the_variable(
@@ -75,6 +76,23 @@ def test_same_topic_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMER_OUTPUT_TOPIC", "dicom.instances")
     with pytest.raises(ConfigError, match="must all be different"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {
+            "processing_guarantee": "exactly_once",
+            "isolation_level": "read_committed",
+            "idempotent_producer": True,
+        },
+        {"group_instance_id": "streamer-1"},
+    ],
+)
+def test_all_partitions_refuses_what_needs_the_group(other: dict[str, object]) -> None:
+    assert load_settings(partition_assignment="all").partition_assignment == "all"
+    with pytest.raises(ConfigError, match="partition_assignment all joins no group"):
+        load_settings(partition_assignment="all", **other)
 
 
 def test_typo_variables_are_reported() -> None:
