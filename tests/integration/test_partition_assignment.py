@@ -176,6 +176,26 @@ async def test_all_stops_when_a_group_member_appears(
     assert topics.group in alone.log()
 
 
+async def test_all_reports_lag_and_caught_up_like_the_group(kafka_broker: BrokerInfo) -> None:
+    """Inactivity deadlines and the lag gauges read the consumer's positions: also without a group."""
+    topics = Topics.unique("assign-lag")
+    await create_topics(kafka_broker.bootstrap, topics, partitions=2)
+    calls = _Calls()
+    source = KafkaSource(_source_settings(kafka_broker, topics))
+    await source.start(calls.callback("assigned"), calls.callback("revoked"))
+    try:
+        async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+            for partition in (0, 1, 1):
+                await producer.send(b"k", b"v", partition=partition)
+        read = await _poll_until(source, lambda got: got.get(0, 0) >= 1 and got.get(1, 0) >= 2)
+        assert read == {0: 1, 1: 2}
+        await _poll_until(source, lambda _: source.caught_up(0) and source.caught_up(1))
+        assert (source.lag(0), source.lag(1)) == (0, 0)
+        assert calls.events == [("assigned", {0, 1})]
+    finally:
+        await source.stop()
+
+
 @pytest.mark.real_kafka  # Tansu has no CreatePartitions
 async def test_all_takes_partitions_added_later(kafka_broker: BrokerInfo) -> None:
     topics = Topics.unique("assign-grow")
