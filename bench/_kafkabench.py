@@ -799,6 +799,7 @@ def passthrough_config(env: dict[str, str]) -> dict[str, Any]:
         "commit_interval_seconds": s.commit_interval_seconds,
         "min_close_checkpoint_seconds": _MIN_CLOSE_CHECKPOINT_S,
         "max_poll_records": s.max_poll_records,
+        "assignment": s.partition_assignment,
         "consumer": consumer,
         "producer": producer_kwargs(s),
     }

@@ -54,12 +54,19 @@ def library(doc: dict[str, Any]) -> Iterator[Row]:
             )
 
 
+def _processes(key: str) -> str:
+    """A throughput configuration ("1", "2", "1 all") in words."""
+    n, _, mode = key.partition(" ")
+    words = f"{n} process{'es' if n != '1' else ''}"
+    return words + (" with STREAMER_PARTITION_ASSIGNMENT=all (both sides)" if mode else "")
+
+
 def throughput(doc: dict[str, Any]) -> Iterator[Row]:
     for res in doc["results"]:
         for n, s in res["summary"].items():
             yield Row(
                 "through a broker",
-                f"{_broker(res)}, {n} process{'es' if n != '1' else ''}: streamer / pass-through rate",
+                f"{_broker(res)}, {_processes(n)}: streamer / pass-through rate",
                 f"{s['ratio']:.0%} ({s['rate']['streamer']:,.0f} vs {s['rate']['passthrough']:,.0f} instances/s)",
                 "≥ 80%",
                 s["ratio"] >= 0.8,

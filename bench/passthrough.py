@@ -17,7 +17,10 @@ The consumer and producer settings are the streamer's own (`CONFIG_JSON` holds t
 `throughput.py` builds with `streamer.kafka.producer.producer_kwargs` and the consumer arguments of
 `streamer.kafka.consumer.KafkaSource`), so compression, acks, idempotence, linger, batch size,
 isolation level and fetch settings match. Only aiokafka and orjson are imported: nothing decodes,
-aggregates, stores or converts. Logs JSON lines like the streamer ("partitions assigned") on stdout.
+aggregates, stores or converts. With `"assignment": "all"` (the streamer's
+STREAMER_PARTITION_ASSIGNMENT=all) it joins no group: it assigns itself every input partition and
+commits as the group's simple consumer, as the streamer does then. Logs JSON lines like the streamer
+("partitions assigned") on stdout.
 SIGTERM: drain, commit, exit 0.
 """
 
@@ -49,6 +52,7 @@ class PassThrough:
         self.poll_timeout_ms = int(config["timer_interval_seconds"] * 1000)
         self.max_records: int = config["max_poll_records"]
         self.commit_interval: float = config["commit_interval_seconds"]
+        self.assign_all = config.get("assignment", "group") == "all"
         self.min_close_checkpoint: float = config["min_close_checkpoint_seconds"]
         self.consumer = AIOKafkaConsumer(
             **config["consumer"], partition_assignment_strategy=(StickyPartitionAssignor,)
@@ -92,7 +96,13 @@ class PassThrough:
 
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe([self.input], listener=Listener())
+        if self.assign_all:
+            await self.consumer._client.force_metadata_update()
+            partitions = sorted(self.consumer.partitions_for_topic(self.input) or ())
+            self.consumer.assign([TopicPartition(self.input, p) for p in partitions])
+            log("partitions assigned", partitions=partitions)
+        else:
+            self.consumer.subscribe([self.input], listener=Listener())
         try:
             while not self.stopping.is_set():
                 batch = await self.consumer.getmany(

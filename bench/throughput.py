@@ -20,7 +20,9 @@ Time = the exec of the first process → the last output record read by a consum
 alongside in this process; rate = instances / time for both sides (the pass-through also copies
 the S markers). Also: exec → ready (every partition assigned, and for the streamer restored), and
 the CPU time (utime + stime) of the processes. Target: streamer ≥ 80 % of the pass-through's rate.
-Scaling = rate(2 processes) / rate(1 process), per side.
+Scaling = rate(2 processes) / rate(1 process), per side. One more configuration, one process with
+STREAMER_PARTITION_ASSIGNMENT=all on both sides (no group join: the pass-through assigns itself the
+partitions too), shows each side's rate without the group join, which on Tansu takes ≈ 3 s of both.
 
 On Tansu both sides get STREAMER_IDEMPOTENT_PRODUCER=false and STREAMER_ISOLATION_LEVEL=
 read_uncommitted (`_kafkabench.streamer_env`). Output: bench/results/throughput.{md,json,png} and
@@ -41,6 +43,19 @@ from charts import bar_chart
 
 TARGET = 0.80
 SIDES = ("passthrough", "streamer")
+ALL = "all"  # STREAMER_PARTITION_ASSIGNMENT of the extra configuration
+
+
+def config_key(procs_n: int, mode: str) -> str:
+    """A configuration's key in the results: "1", "2", "1 all"."""
+    return str(procs_n) if mode == "group" else f"{procs_n} {mode}"
+
+
+def config_label(key: str) -> str:
+    n, _, mode = key.partition(" ")
+    return n + (", all partitions (no group)" if mode == ALL else "")
+
+
 BROKERS = {"kafka": "apache-kafka", "apache-kafka": "apache-kafka", "tansu": "tansu"}
 
 
@@ -48,6 +63,7 @@ async def one_run(
     broker: kb.Broker,
     side: str,
     procs_n: int,
+    mode: str,
     input_topic: str,
     partitions: int,
     keys: list[str],
@@ -64,7 +80,13 @@ async def one_run(
             for i in range(procs_n):
                 state = work / f"state-{tag}-{i}"
                 env = kb.streamer_env(
-                    "new", broker, topics, state, topic_partitions=partitions, http_port=0
+                    "new",
+                    broker,
+                    topics,
+                    state,
+                    topic_partitions=partitions,
+                    http_port=0,
+                    partition_assignment=mode,
                 )
                 if side == "streamer":
                     proc = kb.Proc(
@@ -99,6 +121,7 @@ async def one_run(
     res = {
         "side": side,
         "processes": procs_n,
+        "mode": mode,
         "start_to_last_output_read_s": took,
         "instances_per_s": instances / took,
         "start_to_ready_s": max(known) - start if len(known) == len(readies) else None,
@@ -107,7 +130,7 @@ async def one_run(
         "exit_codes": codes,
     }
     kb.log(
-        f"{broker.kind} {side} x{procs_n} {tag}: {took:.2f} s = "
+        f"{broker.kind} {side} x{procs_n} {mode} {tag}: {took:.2f} s = "
         f"{res['instances_per_s']:,.0f} instances/s, cpu {cpu:.1f} s, "
         f"{len(out.records):,} output records"
     )
@@ -126,7 +149,7 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
             kb.log(f"{sent:,} records in {base.input} ({args.partitions} partitions)")
             instances = args.studies * args.per_study
             for rep in range(args.repeat):
-                for procs_n in args.procs:
+                for procs_n, mode in args.configs:
                     order = SIDES if rep % 2 == 0 else SIDES[::-1]
                     for side in order:
                         runs.append(
@@ -134,13 +157,14 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                                 broker,
                                 side,
                                 procs_n,
+                                mode,
                                 base.input,
                                 args.partitions,
                                 keys,
                                 instances,
                                 sent,
                                 Path(tmp),
-                                f"{rep}-{procs_n}",
+                                f"{rep}-{procs_n}-{mode}",
                             )
                             | {"rep": rep}
                         )
@@ -149,17 +173,24 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
     return {"broker": broker.info(), "runs": runs}
 
 
-def summary(result: dict[str, Any], procs: list[int]) -> dict[str, Any]:
+def summary(result: dict[str, Any], configs: list[tuple[int, str]]) -> dict[str, Any]:
     runs = result["runs"]
     out: dict[str, Any] = {}
-    for n in procs:
-        by = {s: [r for r in runs if r["side"] == s and r["processes"] == n] for s in SIDES}
+    for n, mode in configs:
+        by = {
+            s: [
+                r
+                for r in runs
+                if r["side"] == s and r["processes"] == n and r.get("mode", "group") == mode
+            ]
+            for s in SIDES
+        }
         rate = {s: kb.median([r["instances_per_s"] for r in by[s]]) for s in SIDES}
         pairs = [
             st["instances_per_s"] / pt["instances_per_s"]
             for st, pt in zip(by["streamer"], by["passthrough"], strict=True)
         ]
-        out[n] = {
+        out[config_key(n, mode)] = {
             "rate": rate,
             "ratio": rate["streamer"] / rate["passthrough"],
             "pair_ratios": pairs,
@@ -170,13 +201,13 @@ def summary(result: dict[str, Any], procs: list[int]) -> dict[str, Any]:
             "cpu": {s: [r["cpu_s"] for r in by[s]] for s in SIDES},
             "rates": {s: [r["instances_per_s"] for r in by[s]] for s in SIDES},
         }
-    if 1 in out and 2 in out:
+    if "1" in out and "2" in out:
         for s in SIDES:
-            out[2].setdefault("scaling", {})[s] = out[2]["rate"][s] / out[1]["rate"][s]
+            out["2"].setdefault("scaling", {})[s] = out["2"]["rate"][s] / out["1"]["rate"][s]
     return out
 
 
-def table(results: list[dict[str, Any]], info: dict[str, Any], procs: list[int]) -> str:
+def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
     def sp(values: list[float], fmt: str) -> str:
         return kb.spread(values, fmt) if values else "–"
 
@@ -186,10 +217,12 @@ def table(results: list[dict[str, Any]], info: dict[str, Any], procs: list[int])
         label = "Apache Kafka" if res["broker"]["kind"] == "apache-kafka" else "Tansu"
         for n, s in res["summary"].items():
             met = s["ratio"] >= TARGET
-            verdicts.append(f"{label} ×{n}: {s['ratio']:.0%} ({'met' if met else '**missed**'})")
+            verdicts.append(
+                f"{label} ×{config_label(n)}: {s['ratio']:.0%} ({'met' if met else '**missed**'})"
+            )
             scaling = s.get("scaling")
             rows.append(
-                f"| {label} | {n} | {sp(s['rates']['passthrough'], '{:,.0f}')} | "
+                f"| {label} | {config_label(n)} | {sp(s['rates']['passthrough'], '{:,.0f}')} | "
                 f"{sp(s['rates']['streamer'], '{:,.0f}')} | **{s['ratio']:.0%}** "
                 f"({min(s['pair_ratios']):.0%}–{max(s['pair_ratios']):.0%}) | "
                 f"{sp(s['ready']['passthrough'], '{:.2f}')} / {sp(s['ready']['streamer'], '{:.2f}')} | "
@@ -250,11 +283,18 @@ async def main() -> None:
     ap.add_argument("--per-study", type=int, default=10)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--procs", default="1,2", help="process counts, comma-separated")
+    ap.add_argument(
+        "--no-all",
+        action="store_true",
+        help="skip the one-process STREAMER_PARTITION_ASSIGNMENT=all configuration",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and state dirs here")
     ap.add_argument("--out", default="throughput", help="result name")
     args = ap.parse_args()
-    args.procs = [int(p) for p in args.procs.split(",")]
+    args.configs = [(int(p), "group") for p in args.procs.split(",")]
+    if not args.no_all:
+        args.configs.append((1, ALL))
     kinds = [BROKERS[b.strip()] for b in args.broker.split(",")]
     started = time.perf_counter()
     studies = kb.Studies(per_study=args.per_study)
@@ -270,17 +310,17 @@ async def main() -> None:
     results = []
     for kind in kinds:
         res = await run_broker(kind, args, studies)
-        res["summary"] = summary(res, args.procs)
+        res["summary"] = summary(res, args.configs)
         results.append(res)
     info["took_s"] = time.perf_counter() - started
     info["loadavg_end"] = list(os.getloadavg())
-    text = table(results, info, args.procs)
+    text = table(results, info)
     kb.write_results(args.out, text, {"info": info, "results": results})
     labels, ratios = [], []
     for res in results:
         short = "Kafka" if res["broker"]["kind"] == "apache-kafka" else "Tansu"
         for n, s in res["summary"].items():
-            labels.append(f"{short} ×{n}")
+            labels.append(f"{short} ×{n.replace(' ', ', ')}")
             ratios.append(s["ratio"])
     bar_chart(
         args.out,
