@@ -223,7 +223,8 @@ class KafkaSource:
                 f"consumer group {self._group_id} has members, so the broker refuses the commits of "
                 "this process, which reads all partitions outside the group "
                 "(STREAMER_PARTITION_ASSIGNMENT=all): stop the group's other processes or wait for "
-                "their session timeout, or use STREAMER_PARTITION_ASSIGNMENT=group"
+                "their session timeout, or use STREAMER_PARTITION_ASSIGNMENT=group (Tansu keeps "
+                "members that left: there, use a group id that group processes never used)"
             ) from exc
         return True
 

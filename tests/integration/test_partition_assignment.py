@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from streamer.config import Settings, load_settings
+from streamer.errors import ConfigError
 from streamer.kafka.consumer import KafkaSource
 from streamer.messages import encode_marker
 from tests.dicom_factory import study_uid
@@ -174,6 +175,43 @@ async def test_all_stops_when_a_group_member_appears(
     assert code == 2
     assert "STREAMER_PARTITION_ASSIGNMENT" in alone.log()
     assert topics.group in alone.log()
+
+
+async def test_after_the_last_member_left_kafka_takes_the_commits_tansu_does_not(
+    kafka_broker: BrokerInfo,
+) -> None:
+    """What the README says of switching a group from `group` to `all`, broker by broker."""
+    topics = Topics.unique("assign-left")
+    await create_topics(kafka_broker.bootstrap, topics, partitions=2)
+    member = AIOKafkaConsumer(
+        topics.input,
+        bootstrap_servers=kafka_broker.bootstrap,
+        group_id=topics.group,
+        enable_auto_commit=False,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    await member.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not member.assignment():
+            assert time.monotonic() < deadline, "the member got no partitions"
+            await asyncio.sleep(0.1)
+    finally:
+        await member.stop()  # leaves the group
+    await asyncio.sleep(3)  # past its session timeout
+    source = KafkaSource(_source_settings(kafka_broker, topics))
+    calls = _Calls()
+    if kafka_broker.kind == "tansu":
+        with pytest.raises(ConfigError, match="Tansu keeps members that left"):
+            await source.start(calls.callback("assigned"), calls.callback("revoked"))
+        assert calls.events == []
+        return
+    await source.start(calls.callback("assigned"), calls.callback("revoked"))
+    try:
+        assert calls.events == [("assigned", {0, 1})]
+    finally:
+        await source.stop()
 
 
 async def test_all_reports_lag_and_caught_up_like_the_group(kafka_broker: BrokerInfo) -> None:
