@@ -145,6 +145,28 @@ async def _poll_until(
     return read
 
 
+async def _group_member(
+    broker: BrokerInfo, topics: Topics, session_timeout_ms: int
+) -> AIOKafkaConsumer:
+    """A plain consumer of the group, started and holding its partitions."""
+    member = AIOKafkaConsumer(
+        topics.input,
+        bootstrap_servers=broker.bootstrap,
+        group_id=topics.group,
+        enable_auto_commit=False,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=500,
+    )
+    await member.start()
+    deadline = time.monotonic() + 30
+    while not member.assignment():
+        if time.monotonic() > deadline:
+            await member.stop()
+            raise AssertionError("the group member got no partitions")
+        await asyncio.sleep(0.1)
+    return member
+
+
 async def test_all_stops_when_a_group_member_appears(
     kafka_broker: BrokerInfo, spawn: Spawn
 ) -> None:
@@ -153,19 +175,8 @@ async def test_all_stops_when_a_group_member_appears(
     env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics)
     alone = spawn({**env, "STREAMER_PARTITION_ASSIGNMENT": "all"}, "alone")
     alone.wait_for_log('"msg":"partition ready","partition":1')
-    member = AIOKafkaConsumer(
-        topics.input,
-        bootstrap_servers=kafka_broker.bootstrap,
-        group_id=topics.group,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-    )
-    await member.start()
+    member = await _group_member(kafka_broker, topics, session_timeout_ms=6000)
     try:
-        deadline = time.monotonic() + 30
-        while not member.assignment():
-            assert time.monotonic() < deadline, "the member got no partitions"
-            await asyncio.sleep(0.1)
         # The next records move the process's offsets: their commit is refused, and it stops.
         await _send_studies(kafka_broker.bootstrap, topics.input, range(1, 3))
         assert alone.proc is not None
@@ -183,22 +194,8 @@ async def test_after_the_last_member_left_kafka_takes_the_commits_tansu_does_not
     """What the README says of switching a group from `group` to `all`, broker by broker."""
     topics = Topics.unique("assign-left")
     await create_topics(kafka_broker.bootstrap, topics, partitions=2)
-    member = AIOKafkaConsumer(
-        topics.input,
-        bootstrap_servers=kafka_broker.bootstrap,
-        group_id=topics.group,
-        enable_auto_commit=False,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=500,
-    )
-    await member.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not member.assignment():
-            assert time.monotonic() < deadline, "the member got no partitions"
-            await asyncio.sleep(0.1)
-    finally:
-        await member.stop()  # leaves the group
+    member = await _group_member(kafka_broker, topics, session_timeout_ms=2000)
+    await member.stop()  # leaves the group
     await asyncio.sleep(3)  # past its session timeout
     source = KafkaSource(_source_settings(kafka_broker, topics))
     calls = _Calls()
