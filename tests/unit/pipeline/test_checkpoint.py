@@ -304,3 +304,58 @@ async def test_a_snapshot_in_flight_does_not_start_another_checkpoint(
     await checkpointed(proc, sink)
     assert source.committed == {0: 2}
     await proc.close()
+
+
+async def test_a_due_checkpoint_waits_for_the_one_in_flight_without_holding_the_loop(
+    disk: Disk,
+) -> None:
+    # A close, then another a second later while the first checkpoint still waits for its acks:
+    # the second study's Bundle goes out in that round, its checkpoint follows once the first is
+    # done. (Started at once, it would have held the round until the first one's acks came.)
+    clock = FakeClock()
+    source = FakeSource()
+    sink = HeldSink()
+    proc, _ = make(source, clock, sink, disk=disk)
+    await started(proc)
+    put_study(source, clock, 1, 2)
+    await proc.step()  # closes study 1; its checkpoint goes on behind, acks held
+    await spin()
+    assert sink.unacked > 0
+    clock.advance(2.0)
+    put_study(source, clock, 2, 2)
+    await asyncio.wait_for(proc.step(), timeout=5)
+    assert set(bundles(sink)) == {study_uid(1), study_uid(2)}
+    assert source.committed == {}  # the first checkpoint's acks are still held
+    await checkpointed(proc, sink)
+    assert source.committed == {0: 3}  # study 1: two instances and its marker
+    clock.advance(2.0)
+    await acked(sink, asyncio.create_task(proc.step()))  # now the deferred checkpoint runs
+    await checkpointed(proc, sink)
+    assert source.committed == {0: 6}
+    await proc.close()
+
+
+async def test_past_the_hard_bound_a_due_checkpoint_holds_the_loop(
+    disk: Disk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Back-pressure: with more than _HARD_DIRTY_BYTES staged, the round waits for the checkpoint in
+    # flight and starts the next one, instead of reading on.
+    monkeypatch.setattr("streamer.app._MAX_DIRTY_BYTES", 1000)
+    monkeypatch.setattr("streamer.app._HARD_DIRTY_BYTES", 2000)
+    clock = FakeClock()
+    source = FakeSource()
+    sink = HeldSink()
+    proc, _ = make(source, clock, sink, disk=disk)
+    await started(proc)
+    put_study(source, clock, 1, 2, marker=False)
+    await proc.step()  # over the size: a checkpoint goes on behind, acks held
+    await spin()
+    assert sink.unacked > 0
+    put_study(source, clock, 2, 4, marker=False)  # well over the hard bound
+    step = asyncio.create_task(proc.step())
+    await spin()
+    assert not step.done()  # held by the checkpoint in flight
+    await acked(sink, step)
+    await checkpointed(proc, sink)
+    assert source.committed == {0: 6}
+    await proc.close()
