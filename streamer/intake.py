@@ -45,15 +45,10 @@ class RecordIntake:
             return
         if isinstance(message, Instance) and not result.duplicate:
             self.metrics.instances_accepted.inc()
-        where = {
-            "study_uid": result.study_uid,
-            "partition": record.partition,
-            "offset": record.offset,
-        }
         if result.reopened:
             self.metrics.late_instances.inc()
             self.metrics.reopened_studies.inc()
-            log.info("late instance reopened study", extra=where)
+            log.info("late instance reopened study", extra=_where(result.study_uid, record))
         elif result.duplicate:
             self.metrics.duplicate_records.inc()
         if result.changed_tags:
@@ -61,10 +56,14 @@ class RecordIntake:
             self.metrics.updated_instances.inc()
             log.warning(
                 "instance replaced by a later one with the same SOPInstanceUID",
-                extra={**where, "changed_tags": list(result.changed_tags)},
+                extra={
+                    **_where(result.study_uid, record),
+                    "changed_tags": list(result.changed_tags),
+                },
             )
         if isinstance(message, Instance) and message.warnings:
             self.metrics.instance_warnings.inc(len(message.warnings))
+            where = _where(result.study_uid, record)
             for warning in message.warnings:
                 log.info("instance warning", extra={**where, "warning": warning})
 
@@ -90,3 +89,8 @@ class RecordIntake:
             headers,
             source_partition=record.partition,
         )
+
+
+def _where(study_uid: str, record: InputRecord) -> dict[str, object]:
+    """The log fields that place a record: made only for a line that is logged (not per record)."""
+    return {"study_uid": study_uid, "partition": record.partition, "offset": record.offset}

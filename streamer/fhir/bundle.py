@@ -168,15 +168,15 @@ def _finish(parts: list[_StudyParts]) -> BundleResult:
             entry = _entry(resource)
             url = entry["fullUrl"]
             if url in entries:
-                if entries[url]["resource"] != resource and owner[url] == p.study_uid:
-                    # Default ids never collide within a study; an id_function that ignores its
-                    # ``extra`` argument does (weight and height Observation): keeping one would
-                    # silently drop the other.
-                    raise MappingError(
-                        f"study {p.study_uid}: two different {resource['resourceType']} resources "
-                        "have the same id (id_function)"
-                    )
                 if entries[url]["resource"] != resource:
+                    if owner[url] == p.study_uid:
+                        # Default ids never collide within a study; an id_function that ignores its
+                        # ``extra`` argument does (weight and height Observation): keeping one would
+                        # silently drop the other.
+                        raise MappingError(
+                            f"study {p.study_uid}: two different {resource['resourceType']} "
+                            "resources have the same id (id_function)"
+                        )
                     warnings.add(
                         f"{resource['resourceType']} shared by studies {owner[url]} and {p.study_uid} "
                         "differs; the first study's version is kept"
