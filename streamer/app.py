@@ -94,6 +94,7 @@ class Processor:
         self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._stop_waiter: asyncio.Future[Any] | None = None  # _poll's wait for stop(), made once
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_expire = float("-inf")
         self._last_status = clock()
@@ -130,7 +131,7 @@ class Processor:
         """One round: poll, handle records, close due studies, checkpoint when due."""
         self._outbox.check()
         self._partitions.check()
-        batch = await self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
+        batch = await self._poll()
         async with self._lock:
             await self._partitions.settle()  # a finished background checkpoint: drop refused lanes
             await self._handle_batch(batch)
@@ -148,6 +149,23 @@ class Processor:
                 and not self._partitions.checkpoint_running,
             )
         self.last_progress = self._monotonic()
+
+    async def _poll(self) -> dict[int, list[InputRecord]]:
+        """The source's poll, cut short by stop(): a stop is seen at once, not after the poll's wait
+        (up to the timer interval, 1 s). Records a cut poll had taken are not lost: they are not
+        handled, so their offsets are not committed, and whoever reads the partition next reads
+        them."""
+        poll = asyncio.ensure_future(
+            self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
+        )
+        if self._stop_waiter is None:
+            self._stop_waiter = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait((poll, self._stop_waiter), return_when=asyncio.FIRST_COMPLETED)
+        if poll.done():
+            return poll.result()
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
+        return {}
 
     def _checkpoint_due(self, closed: int) -> bool:
         """Whether this round starts a checkpoint.
@@ -198,6 +216,8 @@ class Processor:
 
     async def close(self) -> None:
         """Close the stores, leave the group and stop the producer (no flushing: see stop())."""
+        if self._stop_waiter is not None:
+            self._stop_waiter.cancel()
         try:
             async with self._lock:
                 await self._partitions.close_stores()

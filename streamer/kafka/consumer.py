@@ -235,7 +235,10 @@ class KafkaSource:
 async def commit_offsets(consumer: AIOKafkaConsumer, topic: str, offsets: dict[int, int]) -> bool:
     """Commit ``partition -> next offset`` of a group consumer; False when a rebalance took them.
 
-    The group rebalanced: the new owner goes on from the last good commit. Not fatal.
+    The group rebalanced: the new owner goes on from the last good commit. Not fatal. Any other
+    error propagates (the process exits and restarts from the last commit): aiokafka already
+    retries a retriable one until it succeeds or turns fatal (``GroupCoordinator.commit_offsets``),
+    and answering False for it would make the caller give up a partition it still owns.
     """
     if not offsets:
         return True
@@ -244,9 +247,4 @@ async def commit_offsets(consumer: AIOKafkaConsumer, topic: str, offsets: dict[i
     except (CommitFailedError, IllegalStateError) as exc:
         log.warning("commit skipped after rebalance: %s", exc)
         return False
-    except KafkaError as exc:
-        if getattr(exc, "retriable", False):
-            log.warning("commit failed (retriable), will retry next round: %s", exc)
-            return False
-        raise
     return True

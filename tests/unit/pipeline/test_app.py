@@ -701,3 +701,40 @@ async def test_instances_of_another_patient_are_dead_lettered_not_merged(disk: D
     assert headers["error-type"] == b"PatientConflictError"
     assert headers["source-offset"] == b"1"
     assert b"P2" not in headers["error-message"]
+
+
+class _WaitingSource(FakeSource):
+    """A source whose poll waits its whole timeout when there is nothing to read, like a consumer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls_cut = 0
+        self.waiting = asyncio.Event()
+
+    async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[Any]]:
+        batch = await super().poll(timeout_s, max_records)
+        if batch:
+            return batch
+        self.waiting.set()
+        try:
+            await asyncio.sleep(timeout_s)
+        except asyncio.CancelledError:
+            self.polls_cut += 1
+            raise
+        return {}
+
+
+async def test_stop_cuts_a_waiting_poll_short(disk: Disk) -> None:
+    clock = FakeClock()
+    source = _WaitingSource()
+    put_study(source, clock, 1, 2)
+    # A poll waits up to the timer interval; a stop must not wait for it to end.
+    proc, sink = make(source, clock, disk=disk, timer_interval_seconds=60)
+    run = asyncio.ensure_future(proc.run())
+    await asyncio.wait_for(source.waiting.wait(), 30)  # read and published; now the poll waits
+    assert list(bundles(sink)) == [study_uid(1)]
+    proc.stop()
+    await asyncio.wait_for(run, 30)  # not after the poll's minute
+    assert source.polls_cut == 1
+    assert source.stopped
+    assert source.committed == {0: 3}  # two instances and the marker: everything read is committed
