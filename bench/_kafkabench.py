@@ -722,8 +722,22 @@ class Watcher:
 
 def cpu_seconds(proc: Proc) -> float:
     """utime + stime of a running process, seconds."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return pid_cpu_seconds(proc.pid)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process (all its threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, over all CPUs (/proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    total = sum(ticks[:8])  # guest time is already counted in user
+    hz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hz, total / hz
 
 
 def ready_at(proc: Proc, restores: bool = True) -> float | None:

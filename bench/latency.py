@@ -232,9 +232,13 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                     await asyncio.sleep(1.0)
                     cpu0 = kb.cpu_seconds(proc)
                     h0 = await histograms(proc)
+                    # Who else used the two cores meanwhile: the broker, this process (producer
+                    # and reader), and the machine as a whole.
+                    others0 = cpu_others(broker)
                     sent = await feed.paced(batch, per_s, marker=True)
                     await watch.wait_keys(sent, 600, [proc])
                     cpu = kb.cpu_seconds(proc) - cpu0
+                    others = {k: v - others0[k] for k, v in cpu_others(broker).items()}
                     wall = max(sent.values()) - min(sent.values())
                     h1 = await histograms(proc)
                     hist = {  # the paced phase only
@@ -256,6 +260,8 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                         "streamer_histograms": hist,
                         "cpu_s": cpu,
                         "wall_s": wall,
+                        # CPU seconds over the same phase (till the last Bundle read, like cpu_s)
+                        "cpu_others_s": others,
                         # What the producer here achieved (it may fall behind the slots).
                         "sent_rate": (len(sent) - 1) * args.per_study / wall,
                     } | dist(lat)
@@ -301,6 +307,31 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
     return out
 
 
+def cpu_others(broker: kb.Broker) -> dict[str, float]:
+    """CPU seconds so far of the broker, of this process and of the machine (busy, total)."""
+    busy, total = kb.machine_cpu_seconds()
+    return {
+        "broker": kb.pid_cpu_seconds(broker.handle.process.pid),
+        "bench": time.process_time(),
+        "machine_busy": busy,
+        "machine_total": total,
+    }
+
+
+def cpu_line(marker: dict[str, Any]) -> str:
+    """The paced phase's CPU, in cores (of the machine's); '' for a result without it."""
+    o = marker.get("cpu_others_s")
+    if not o:
+        return ""
+    # From the paced phase's start to its last Bundle read: the span all four were read over.
+    span = o["machine_total"] / (os.cpu_count() or 1)
+    return (
+        f" CPU over the paced phase, in cores of {os.cpu_count()}: streamer "
+        f"{marker['cpu_s'] / span:.2f}, broker {o['broker'] / span:.2f}, this process (producer "
+        f"and reader) {o['bench'] / span:.2f}, machine {o['machine_busy'] / span:.2f}."
+    )
+
+
 def sent_rate(marker: dict[str, Any]) -> str:
     rate = marker.get("sent_rate")
     return f"{rate:,.0f}" if rate is not None else "–"
@@ -344,7 +375,7 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             f"/metrics, paced phase): Bundle build mean {mean_ms('bundle_build_seconds')}, "
             f"checkpoint mean {mean_ms('checkpoint_seconds')} "
             f"(×{h.get('checkpoint_seconds', {}).get('count', 0):.0f}), commit mean "
-            f"{mean_ms('commit_seconds')}."
+            f"{mean_ms('commit_seconds')}.{cpu_line(r['marker'])}"
         )
     brokers = "; ".join(r["broker"]["label"] for r in results)
     return "\n".join(
