@@ -94,7 +94,7 @@ class Processor:
         self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._stop_waiter: asyncio.Future[Any] | None = None  # _poll's wait for stop(), made once
+        self._polling: asyncio.Future[dict[int, list[InputRecord]]] | None = None  # see _poll
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_expire = float("-inf")
         self._last_status = clock()
@@ -107,6 +107,8 @@ class Processor:
     def stop(self) -> None:
         """Ask the loop to finish: stop consuming, publish what is due, commit, return."""
         self._stopping.set()
+        if self._polling is not None:
+            self._polling.cancel()
 
     async def run(self) -> None:
         """Consume until stopped; then flush and commit within the shutdown budget."""
@@ -158,14 +160,16 @@ class Processor:
         poll = asyncio.ensure_future(
             self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
         )
-        if self._stop_waiter is None:
-            self._stop_waiter = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait((poll, self._stop_waiter), return_when=asyncio.FIRST_COMPLETED)
-        if poll.done():
-            return poll.result()
-        poll.cancel()
-        await asyncio.gather(poll, return_exceptions=True)
-        return {}
+        self._polling = poll  # stop() cancels it (cheaper per round than waiting on two futures)
+        try:
+            return await poll
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if poll.cancelled() and (current is None or not current.cancelling()):
+                return {}  # cut by stop(), not this task's own cancellation
+            raise
+        finally:
+            self._polling = None
 
     def _checkpoint_due(self, closed: int) -> bool:
         """Whether this round starts a checkpoint.
@@ -216,8 +220,6 @@ class Processor:
 
     async def close(self) -> None:
         """Close the stores, leave the group and stop the producer (no flushing: see stop())."""
-        if self._stop_waiter is not None:
-            self._stop_waiter.cancel()
         try:
             async with self._lock:
                 await self._partitions.close_stores()
