@@ -22,6 +22,7 @@ from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
 from streamer.errors import EmptyStudyError
 from streamer.intake import RecordIntake
+from streamer.interruptible import Interruptible
 from streamer.memory import HeapReleaser
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
@@ -94,7 +95,7 @@ class Processor:
         self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._polling: asyncio.Future[dict[int, list[InputRecord]]] | None = None  # see _poll
+        self._poll_cut = Interruptible()  # see _poll
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_expire = float("-inf")
         self._last_status = clock()
@@ -107,8 +108,7 @@ class Processor:
     def stop(self) -> None:
         """Ask the loop to finish: stop consuming, publish what is due, commit, return."""
         self._stopping.set()
-        if self._polling is not None:
-            self._polling.cancel()
+        self._poll_cut.interrupt()
 
     async def run(self) -> None:
         """Consume until stopped; then flush and commit within the shutdown budget."""
@@ -153,23 +153,11 @@ class Processor:
         self.last_progress = self._monotonic()
 
     async def _poll(self) -> dict[int, list[InputRecord]]:
-        """The source's poll, cut short by stop(): a stop is seen at once, not after the poll's wait
-        (up to the timer interval, 1 s). Records a cut poll had taken are not lost: they are not
-        handled, so their offsets are not committed, and whoever reads the partition next reads
-        them."""
-        poll = asyncio.ensure_future(
-            self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
+        """The source's poll; stop() cuts it short, so a stop is seen at once, not after the
+        poll's wait (up to the timer interval, 1 s)."""
+        return await self._poll_cut.run(
+            self._source.poll(self._poll_timeout(), self._settings.max_poll_records), {}
         )
-        self._polling = poll  # stop() cancels it (cheaper per round than waiting on two futures)
-        try:
-            return await poll
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if poll.cancelled() and (current is None or not current.cancelling()):
-                return {}  # cut by stop(), not this task's own cancellation
-            raise
-        finally:
-            self._polling = None
 
     def _checkpoint_due(self, closed: int) -> bool:
         """Whether this round starts a checkpoint.

@@ -3,6 +3,7 @@ dead-lettered, and which offsets are committed when."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -194,3 +195,37 @@ async def test_a_dead_letter_too_large_for_the_dlq_is_sent_without_its_value() -
     await sink.step()
     [(key, value, headers)] = dlq.sent
     assert key == b"1.2.3" and value is None and "value-dropped" in headers
+
+
+class _WaitingSource(FakeSource):
+    """Waits out its poll timeout when it has no batch left, like a consumer with nothing to read."""
+
+    waiting: asyncio.Event | None = None
+    polls_cut: int = 0
+
+    async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
+        if self.batches:
+            return self.batches.pop(0)
+        assert self.waiting is not None
+        self.waiting.set()
+        try:
+            await asyncio.sleep(timeout_s)
+        except asyncio.CancelledError:
+            self.polls_cut += 1
+            raise
+        return {}
+
+
+async def test_stop_cuts_a_waiting_poll_short() -> None:
+    clock = Clock()
+    source = _WaitingSource(clock, [{0: [record(0, 5, bundle(1))]}])
+    source.waiting = asyncio.Event()
+    server = FakeServer([])
+    sink = FhirSink(source, server, FakeDeadLetters(), Backoff(0.5, 4.0), monotonic=clock)
+    run = asyncio.ensure_future(sink.run())
+    await asyncio.wait_for(source.waiting.wait(), 30)  # the record is posted; the poll now waits
+    sink.stop()
+    await asyncio.wait_for(run, 30)
+    assert source.polls_cut == 1  # the stop did not wait for the poll's second
+    assert server.posted == [bundle(1)]
+    assert source.committed == {0: 6}
