@@ -71,6 +71,18 @@ def throughput(doc: dict[str, Any]) -> Iterator[Row]:
                 "≥ 80%",
                 s["ratio"] >= 0.8,
             )
+            fv = s.get("first_version")
+            if fv is not None:  # the code issue 12 measured, on this bench's yardstick
+                commit = doc["info"].get("old_commit", "first version")
+                yield Row(
+                    "through a broker",
+                    f"{_broker(res)}, {_processes(n)}: the first version ({commit}) / "
+                    "pass-through rate, same runs",
+                    f"{fv['ratio']:.0%} ({fv['rate']:,.0f} instances/s; the streamer now "
+                    f"{fv['speedup']:.2f}× that)",
+                    "",
+                    None,
+                )
 
 
 def latency(doc: dict[str, Any]) -> Iterator[Row]:

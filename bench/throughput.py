@@ -24,6 +24,11 @@ Scaling = rate(2 processes) / rate(1 process), per side. One more configuration,
 STREAMER_PARTITION_ASSIGNMENT=all on both sides (no group join: the pass-through assigns itself the
 partitions too), shows each side's rate without the group join, which on Tansu takes ≈ 3 s of both.
 
+A third side, for one process in a group only (`--no-old` skips it): **first version**, the
+streamer of OLD_COMMIT (the last commit before the durable study state: in-memory state, pure
+Python), which is the code issue 12 measured at 58–77 % of its pass-through. In the same runs, on
+the same yardstick, it shows what that figure corresponds to here.
+
 On Tansu both sides get STREAMER_IDEMPOTENT_PRODUCER=false and STREAMER_ISOLATION_LEVEL=
 read_uncommitted (`_kafkabench.streamer_env`). Output: bench/results/throughput.{md,json,png} and
 the README block `throughput`.
@@ -32,6 +37,7 @@ the README block `throughput`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -43,6 +49,7 @@ from charts import bar_chart
 
 TARGET = 0.80
 SIDES = ("passthrough", "streamer")
+OLD = "first-version"  # the optional third side: the streamer of kb.OLD_COMMIT
 ALL = "all"  # STREAMER_PARTITION_ASSIGNMENT of the extra configuration
 
 
@@ -71,6 +78,7 @@ async def one_run(
     records: int,
     work: Path,
     tag: str,
+    old_tree: Path | None = None,
 ) -> dict[str, Any]:
     topics = kb.Topics.unique(f"tp-{side}-{tag}", input_topic=input_topic)
     await kb.create_topics(broker, topics, partitions, changelog=side == "streamer")
@@ -79,19 +87,22 @@ async def one_run(
         try:
             for i in range(procs_n):
                 state = work / f"state-{tag}-{i}"
-                env = kb.streamer_env(
-                    "new",
-                    broker,
-                    topics,
-                    state,
-                    topic_partitions=partitions,
-                    http_port=0,
-                    partition_assignment=mode,
-                )
-                if side == "streamer":
-                    proc = kb.Proc(
-                        f"{side}-{tag}-{i}", env, kb.REPO, work / f"{side}-{tag}-{i}.log"
+                if side == OLD:  # its own settings only (no state dir, no assignment modes)
+                    assert old_tree is not None
+                    env = kb.streamer_env("old", broker, topics, None, http_port=0)
+                else:
+                    env = kb.streamer_env(
+                        "new",
+                        broker,
+                        topics,
+                        state,
+                        topic_partitions=partitions,
+                        http_port=0,
+                        partition_assignment=mode,
                     )
+                if side in ("streamer", OLD):
+                    tree = old_tree if side == OLD and old_tree is not None else kb.REPO
+                    proc = kb.Proc(f"{side}-{tag}-{i}", env, tree, work / f"{side}-{tag}-{i}.log")
                 else:
                     config = orjson.dumps(kb.passthrough_config(env)).decode()
                     proc = kb.Proc(
@@ -104,7 +115,7 @@ async def one_run(
                 procs.append(proc)
             for proc in procs:  # started together
                 proc.start()
-            if side == "streamer":
+            if side in ("streamer", OLD):
                 await out.wait_keys(keys, 900, procs, "Bundles")
             else:
                 await kb.wait_records(out, records, 900, procs, "records")
@@ -150,7 +161,10 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
             instances = args.studies * args.per_study
             for rep in range(args.repeat):
                 for procs_n, mode in args.configs:
-                    order = SIDES if rep % 2 == 0 else SIDES[::-1]
+                    sides: tuple[str, ...] = SIDES
+                    if args.old_tree is not None and (procs_n, mode) == (1, "group"):
+                        sides = (*SIDES, OLD)
+                    order = sides if rep % 2 == 0 else sides[::-1]
                     for side in order:
                         runs.append(
                             await one_run(
@@ -165,6 +179,7 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                                 sent,
                                 Path(tmp),
                                 f"{rep}-{procs_n}-{mode}",
+                                args.old_tree,
                             )
                             | {"rep": rep}
                         )
@@ -201,10 +216,48 @@ def summary(result: dict[str, Any], configs: list[tuple[int, str]]) -> dict[str,
             "cpu": {s: [r["cpu_s"] for r in by[s]] for s in SIDES},
             "rates": {s: [r["instances_per_s"] for r in by[s]] for s in SIDES},
         }
+    olds = [r for r in runs if r["side"] == OLD]
+    if olds and "1" in out:
+        first = out["1"]
+        old_rate = kb.median([r["instances_per_s"] for r in olds])
+        first["first_version"] = {
+            "rates": [r["instances_per_s"] for r in olds],
+            "rate": old_rate,
+            "ratio": old_rate / first["rate"]["passthrough"],
+            "speedup": first["rate"]["streamer"] / old_rate,
+            "cpu": [r["cpu_s"] for r in olds],
+        }
     if "1" in out and "2" in out:
         for s in SIDES:
             out["2"].setdefault("scaling", {})[s] = out["2"]["rate"][s] / out["1"]["rate"][s]
     return out
+
+
+def first_version_rows(results: list[dict[str, Any]], info: dict[str, Any]) -> list[str]:
+    """The first version's rows (one process in a group), or nothing when it did not run."""
+    rows = []
+    for res in results:
+        fv = res["summary"].get("1", {}).get("first_version")
+        if fv is None:
+            continue
+        label = "Apache Kafka" if res["broker"]["kind"] == "apache-kafka" else "Tansu"
+        rows.append(
+            f"| {label} | {kb.spread(fv['rates'], '{:,.0f}')} | {fv['ratio']:.0%} | "
+            f"{kb.spread(fv['cpu'], '{:.1f}')} | {fv['speedup']:.2f}× |"
+        )
+    if not rows:
+        return []
+    return [
+        f"The first version ({info.get('old_commit', kb.OLD_COMMIT)}: in-memory state, pure Python; "
+        "the code issue 12 measured at 58–77 % of its pass-through) in the same runs, one process "
+        "in a group, alternating with the two sides above:",
+        "",
+        "| broker | first version instances/s | first version / pass-through | CPU s | "
+        "streamer now / first version |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -240,8 +293,10 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
         [
             "# Through a broker: streamer vs a raw aiokafka pass-through",
             "",
-            # No old commit runs here: drop that part of the shared line.
-            kb.machine_line(info | {"broker": {"label": brokers}}).replace(
+            # The old commit runs only as the first version (the shared line names it).
+            kb.machine_line(info | {"broker": {"label": brokers}})
+            if "old_commit" in info
+            else kb.machine_line(info | {"broker": {"label": brokers}}).replace(
                 f"; old = {kb.OLD_COMMIT}", ""
             ),
             "",
@@ -262,6 +317,7 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
+            *first_version_rows(results, info),
             "Ready = every partition of the process's latest assignment assigned (streamer: and "
             "restored), slowest process; – = a rebalance was still under way when the last record "
             "was read.",
@@ -288,6 +344,11 @@ async def main() -> None:
         action="store_true",
         help="skip the one-process STREAMER_PARTITION_ASSIGNMENT=all configuration",
     )
+    ap.add_argument(
+        "--no-old",
+        action="store_true",
+        help=f"skip the first version ({kb.OLD_COMMIT}) beside one process in a group",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and state dirs here")
     ap.add_argument("--out", default="throughput", help="result name")
@@ -308,10 +369,14 @@ async def main() -> None:
         "target": TARGET,
     }
     results = []
-    for kind in kinds:
-        res = await run_broker(kind, args, studies)
-        res["summary"] = summary(res, args.configs)
-        results.append(res)
+    with contextlib.ExitStack() as stack:
+        args.old_tree = None if args.no_old else stack.enter_context(kb.old_tree())
+        if args.old_tree is not None:
+            info["old_commit"] = kb.OLD_COMMIT
+        for kind in kinds:
+            res = await run_broker(kind, args, studies)
+            res["summary"] = summary(res, args.configs)
+            results.append(res)
     info["took_s"] = time.perf_counter() - started
     info["loadavg_end"] = list(os.getloadavg())
     text = table(results, info)
