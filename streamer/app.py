@@ -22,7 +22,6 @@ from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
 from streamer.errors import EmptyStudyError
 from streamer.intake import RecordIntake
-from streamer.interruptible import Interruptible
 from streamer.memory import HeapReleaser
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
@@ -95,7 +94,6 @@ class Processor:
         self.last_progress = monotonic()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._poll_cut = Interruptible()  # see _poll
         self._last_commit = float("-inf")  # the first round that closes a study checkpoints
         self._last_expire = float("-inf")
         self._last_status = clock()
@@ -108,7 +106,7 @@ class Processor:
     def stop(self) -> None:
         """Ask the loop to finish: stop consuming, publish what is due, commit, return."""
         self._stopping.set()
-        self._poll_cut.interrupt()
+        self._source.wake()  # a waiting poll returns now, not after its timeout
 
     async def run(self) -> None:
         """Consume until stopped; then flush and commit within the shutdown budget."""
@@ -133,7 +131,7 @@ class Processor:
         """One round: poll, handle records, close due studies, checkpoint when due."""
         self._outbox.check()
         self._partitions.check()
-        batch = await self._poll()
+        batch = await self._source.poll(self._poll_timeout(), self._settings.max_poll_records)
         async with self._lock:
             await self._partitions.settle()  # a finished background checkpoint: drop refused lanes
             await self._handle_batch(batch)
@@ -151,13 +149,6 @@ class Processor:
                 and not self._partitions.checkpoint_running,
             )
         self.last_progress = self._monotonic()
-
-    async def _poll(self) -> dict[int, list[InputRecord]]:
-        """The source's poll; stop() cuts it short, so a stop is seen at once, not after the
-        poll's wait (up to the timer interval, 1 s)."""
-        return await self._poll_cut.run(
-            self._source.poll(self._poll_timeout(), self._settings.max_poll_records), {}
-        )
 
     def _checkpoint_due(self, closed: int) -> bool:
         """Whether this round starts a checkpoint.

@@ -46,6 +46,10 @@ class Source(Protocol):
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]: ...
 
+    def wake(self) -> None:
+        """End a poll that is waiting for records now (it returns what it has, maybe nothing): a
+        stop does not wait for the poll's timeout."""
+
     def caught_up(self, partition: int) -> bool:
         """True when the last fetch showed no records left behind (lag 0) on this partition."""
         ...

@@ -38,6 +38,7 @@ class FakeSource:
     _on_assigned: RebalanceCallback | None = None
     _on_revoked: RebalanceCallback | None = None
     stopped: bool = False
+    wakes: int = 0
 
     def append(self, partition: int, key: bytes | None, value: bytes | None, ts_ms: int) -> int:
         records = self.log.setdefault(partition, [])
@@ -77,6 +78,9 @@ class FakeSource:
                 self.position[p] += len(records)
                 budget -= len(records)
         return out
+
+    def wake(self) -> None:
+        self.wakes += 1  # poll() never waits here: nothing to end
 
     def caught_up(self, partition: int) -> bool:
         return self.position.get(partition, 0) >= len(self.log.get(partition, []))

@@ -17,6 +17,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
+from streamer.interruptible import Interruptible
 from streamer.kafka.outage import BrokerWatch
 from streamer.kafka.security import client_kwargs
 from streamer.ports import InputRecord, RebalanceCallback
@@ -59,6 +60,7 @@ class KafkaSource:
         self._owned: set[int] = set()
         self._on_assigned: RebalanceCallback | None = None
         self._on_revoked: RebalanceCallback | None = None
+        self._wait = Interruptible()  # poll's wait for records, which wake() ends
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.group_id,
@@ -140,8 +142,9 @@ class KafkaSource:
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
         if self._take_all:
             await self._check_partitions()
-        batch = await self._consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
+        # Only the client's wait is cut by wake(), never the reassignment above.
+        batch = await self._wait.run(
+            self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records), {}
         )
         if self._watch is not None and self._watch.down:
             await self._probe()
@@ -158,6 +161,9 @@ class KafkaSource:
             ]
             for tp, records in batch.items()
         }
+
+    def wake(self) -> None:
+        self._wait.interrupt()
 
     async def _probe(self) -> None:
         """During an outage, ask the broker for metadata once a second; an answer ends it."""

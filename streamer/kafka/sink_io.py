@@ -24,6 +24,7 @@ from aiokafka.errors import (
 
 from streamer.config import Settings
 from streamer.errors import ConfigError
+from streamer.interruptible import Interruptible
 from streamer.kafka.consumer import commit_offsets
 from streamer.kafka.producer import producer_kwargs, translate_send_error
 from streamer.kafka.security import client_kwargs, start_client
@@ -56,6 +57,7 @@ class BundleConsumer:
         self._settings = settings
         # A Bundle may be as large as the producer allows; fetch at least one whole record.
         fetch_bytes = max(_MIN_FETCH_BYTES, settings.max_bundle_bytes + 64 * 1024)
+        self._wait = Interruptible()  # poll's wait for records, which wake() ends
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=group_id,
@@ -78,8 +80,8 @@ class BundleConsumer:
         self._consumer.subscribe([self.topic], listener=_Listener(on_revoked))
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
-        batch = await self._consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
+        batch = await self._wait.run(
+            self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records), {}
         )
         return {
             tp.partition: [
@@ -94,6 +96,9 @@ class BundleConsumer:
             ]
             for tp, records in batch.items()
         }
+
+    def wake(self) -> None:
+        self._wait.interrupt()
 
     def assigned(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}

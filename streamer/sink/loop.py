@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 
 from streamer.errors import RecordTooLargeError
-from streamer.interruptible import Interruptible
 from streamer.ports import InputRecord
 from streamer.sink.client import Accepted, Rejected, Retry
 from streamer.sink.metrics import SinkMetrics
@@ -66,7 +65,6 @@ class FhirSink:
         self._done: dict[int, int] = {}  # partition -> next offset to commit (records done)
         self._committed: dict[int, int] = {}
         self._stopping = asyncio.Event()
-        self._poll_cut = Interruptible()  # stop() cuts a waiting poll short
         self._last_commit = monotonic()
         self._last_status = monotonic()
         # What /healthz and /readyz read.
@@ -88,7 +86,7 @@ class FhirSink:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._poll_cut.interrupt()
+        self._source.wake()  # a waiting poll returns now, not after its timeout
 
     @property
     def stopping(self) -> bool:
@@ -105,7 +103,7 @@ class FhirSink:
 
     async def step(self) -> None:
         """One poll and the handling of every record it returned."""
-        batch = await self._poll_cut.run(self._source.poll(_POLL_S, self._max_records), {})
+        batch = await self._source.poll(_POLL_S, self._max_records)
         self.last_progress = self._monotonic()
         if self._source.assigned():
             self.assigned.set()

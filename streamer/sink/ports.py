@@ -16,6 +16,10 @@ class BundleSource(Protocol):
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]: ...
 
+    def wake(self) -> None:
+        """End a poll that is waiting for records now (it returns what it has, maybe nothing)."""
+        ...
+
     def assigned(self) -> set[int]:
         """The partitions this process owns right now."""
         ...

@@ -129,3 +129,24 @@ async def test_metrics_and_probes_of_a_running_streamer(
 
 def _dlq_labels() -> tuple[tuple[str, str], ...]:
     return (("error_type", "InvalidMessageError"), ("kind", "record"))
+
+
+async def test_sigterm_does_not_wait_for_a_waiting_poll(
+    kafka_broker: BrokerInfo, spawn: Spawn
+) -> None:
+    """The consumer's poll may wait up to the timer interval (here its maximum, 60 s) for records;
+    a SIGTERM wakes it, so the process publishes, commits and exits without waiting for it."""
+    topics = Topics.unique("ops-stop")
+    await create_topics(kafka_broker.bootstrap, topics, partitions=3)
+    env = streamer_env(kafka_broker.bootstrap, kafka_broker.kind, topics, timer_interval_seconds=60)
+    proc = spawn(env)
+    proc.wait_for_log("partition ready")
+    async with Producer(kafka_broker.bootstrap, topics.input) as producer:
+        await producer.send_json(study_uid(1), doc(1, 0))
+        await producer.send(study_uid(1).encode(), encode_marker(study_uid(1), 1))
+    records = await read_topic(kafka_broker.bootstrap, topics.output, until=lambda r: len(r) >= 1)
+    check_bundle(bundles_by_study(records)[study_uid(1)][0], 1, 1)
+    await asyncio.sleep(1.0)  # the next poll is waiting now: nothing more to read
+    code, _ = proc.terminate(timeout=30)  # raises if the exit waited for the poll's minute
+    assert code == 0
+    assert '"msg":"stopped"' in proc.log()

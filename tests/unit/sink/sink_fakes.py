@@ -36,9 +36,13 @@ class FakeSource:
     idled: list[float] = field(default_factory=list)
     topic: str = TOPIC
     on_idle: Callable[[], None] | None = None
+    wakes: int = 0
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
         return self.batches.pop(0) if self.batches else {}
+
+    def wake(self) -> None:
+        self.wakes += 1  # poll() never waits here: nothing to end
 
     def assigned(self) -> set[int]:
         return set(self.partitions)

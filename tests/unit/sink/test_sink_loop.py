@@ -198,34 +198,40 @@ async def test_a_dead_letter_too_large_for_the_dlq_is_sent_without_its_value() -
 
 
 class _WaitingSource(FakeSource):
-    """Waits out its poll timeout when it has no batch left, like a consumer with nothing to read."""
+    """Waits out its poll timeout when it has no batch left, like a consumer, unless woken."""
 
     waiting: asyncio.Event | None = None
-    polls_cut: int = 0
+    woken: asyncio.Event | None = None
+    polls_woken: int = 0
 
     async def poll(self, timeout_s: float, max_records: int) -> dict[int, list[InputRecord]]:
         if self.batches:
             return self.batches.pop(0)
-        assert self.waiting is not None
+        assert self.waiting is not None and self.woken is not None
         self.waiting.set()
         try:
-            await asyncio.sleep(timeout_s)
-        except asyncio.CancelledError:
-            self.polls_cut += 1
-            raise
+            await asyncio.wait_for(self.woken.wait(), timeout_s)
+            self.polls_woken += 1
+        except TimeoutError:
+            pass
         return {}
 
+    def wake(self) -> None:
+        super().wake()
+        assert self.woken is not None
+        self.woken.set()
 
-async def test_stop_cuts_a_waiting_poll_short() -> None:
+
+async def test_stop_wakes_a_waiting_poll() -> None:
     clock = Clock()
     source = _WaitingSource(clock, [{0: [record(0, 5, bundle(1))]}])
-    source.waiting = asyncio.Event()
+    source.waiting, source.woken = asyncio.Event(), asyncio.Event()
     server = FakeServer([])
     sink = FhirSink(source, server, FakeDeadLetters(), Backoff(0.5, 4.0), monotonic=clock)
     run = asyncio.ensure_future(sink.run())
     await asyncio.wait_for(source.waiting.wait(), 30)  # the record is posted; the poll now waits
     sink.stop()
     await asyncio.wait_for(run, 30)
-    assert source.polls_cut == 1  # the stop did not wait for the poll's second
+    assert source.wakes == 1 and source.polls_woken == 1  # the stop ended the poll's wait
     assert server.posted == [bundle(1)]
     assert source.committed == {0: 6}
