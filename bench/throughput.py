@@ -24,6 +24,9 @@ Scaling = rate(2 processes) / rate(1 process), per side. One more configuration,
 STREAMER_PARTITION_ASSIGNMENT=all on both sides (no group join: the pass-through assigns itself the
 partitions too), shows each side's rate without the group join, which on Tansu takes ≈ 3 s of both.
 
+On Apache Kafka one untimed run per side comes first: a fresh JVM broker compiles its hot paths
+under its first load (bench/README, latency), and the first timed run would pay for it.
+
 A third side, for one process in a group only (`--no-old` skips it): **first version**, the
 streamer of OLD_COMMIT (the last commit before the durable study state: in-memory state, pure
 Python), which is the code issue 12 measured at 58–77 % of its pass-through. In the same runs, on
@@ -159,6 +162,25 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
             keys = sorted({studies.study(n)[0] for n in range(args.studies)})
             kb.log(f"{sent:,} records in {base.input} ({args.partitions} partitions)")
             instances = args.studies * args.per_study
+            if kind == "apache-kafka":
+                # A fresh JVM broker compiles its hot paths in its first ≈ 15 s of load (latency.py
+                # measured 1.0 → 0.3 cores for the same load): one untimed run per side first, so
+                # the first timed run is not the one that pays for it.
+                for side in SIDES:
+                    warm = await one_run(
+                        broker,
+                        side,
+                        1,
+                        "group",
+                        base.input,
+                        args.partitions,
+                        keys,
+                        instances,
+                        sent,
+                        Path(tmp),
+                        f"warm-{side}",
+                    )
+                    kb.log(f"(untimed warm-up run: {warm['instances_per_s']:,.0f} instances/s)")
             for rep in range(args.repeat):
                 for procs_n, mode in args.configs:
                     sides: tuple[str, ...] = SIDES
@@ -309,7 +331,9 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             "streamer's consumer/producer settings and commit cadence. Streamer = `python -m "
             "streamer` with default settings (RocksDB store + changelog). Fresh group and topics "
             f"per run, sides alternating; {info['repeat']} runs each, median (min–max); ratio = "
-            "streamer / pass-through medians (range of the per-run pairs).",
+            "streamer / pass-through medians (range of the per-run pairs). On Apache Kafka one "
+            "untimed run per side comes first (a fresh JVM broker compiles its hot paths under "
+            "its first load).",
             "",
             "| broker | processes | pass-through instances/s | streamer instances/s | "
             "streamer / pass-through | exec → ready, s (pass-through / streamer) | "
