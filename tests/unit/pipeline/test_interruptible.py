@@ -30,8 +30,15 @@ async def test_interrupt_returns_the_default() -> None:
 async def test_an_await_that_ends_returns_its_result() -> None:
     cut = Interruptible()
     assert await cut.run(_soon(7), -1) == 7
-    cut.interrupt()  # nothing runs: nothing happens
     assert await cut.run(_soon(8), -1) == 8
+
+
+async def test_an_interrupt_while_nothing_runs_cuts_the_next_run_once() -> None:
+    # A stop that comes while the poll does something else first must not wait for its wait.
+    cut = Interruptible()
+    cut.interrupt()
+    assert await asyncio.wait_for(cut.run(_forever(), -1), 5) == -1
+    assert await cut.run(_soon(9), -1) == 9
 
 
 async def test_a_cancellation_from_outside_still_propagates() -> None:
