@@ -162,24 +162,19 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
             keys = sorted({studies.study(n)[0] for n in range(args.studies)})
             kb.log(f"{sent:,} records in {base.input} ({args.partitions} partitions)")
             instances = args.studies * args.per_study
+
+            def run(side: str, procs_n: int, mode: str, tag: str) -> Any:
+                return one_run(
+                    broker, side, procs_n, mode, base.input, args.partitions, keys, instances,
+                    sent, Path(tmp), tag, args.old_tree,
+                )  # fmt: skip
+
             if kind == "apache-kafka":
                 # A fresh JVM broker compiles its hot paths in its first ≈ 15 s of load (latency.py
                 # measured 1.0 → 0.3 cores for the same load): one untimed run per side first, so
                 # the first timed run is not the one that pays for it.
                 for side in SIDES:
-                    warm = await one_run(
-                        broker,
-                        side,
-                        1,
-                        "group",
-                        base.input,
-                        args.partitions,
-                        keys,
-                        instances,
-                        sent,
-                        Path(tmp),
-                        f"warm-{side}",
-                    )
+                    warm = await run(side, 1, "group", f"warm-{side}")
                     kb.log(f"(untimed warm-up run: {warm['instances_per_s']:,.0f} instances/s)")
             for rep in range(args.repeat):
                 for procs_n, mode in args.configs:
@@ -188,23 +183,8 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                         sides = (*SIDES, OLD)
                     order = sides if rep % 2 == 0 else sides[::-1]
                     for side in order:
-                        runs.append(
-                            await one_run(
-                                broker,
-                                side,
-                                procs_n,
-                                mode,
-                                base.input,
-                                args.partitions,
-                                keys,
-                                instances,
-                                sent,
-                                Path(tmp),
-                                f"{rep}-{procs_n}-{mode}",
-                                args.old_tree,
-                            )
-                            | {"rep": rep}
-                        )
+                        tag = f"{rep}-{procs_n}-{mode}"
+                        runs.append(await run(side, procs_n, mode, tag) | {"rep": rep})
     finally:
         broker.stop()
     return {"broker": broker.info(), "runs": runs}
