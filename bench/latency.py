@@ -10,7 +10,7 @@ Per broker, one `python -m streamer` (this tree, default settings, 4 partitions)
    own topics is fed paced studies at `--warm-rate` instances/s; nothing of it is measured but the
    broker's CPU and the p99 per pass (reported). A fresh JVM broker spends its first ≈ 15 s of
    such load compiling its hot paths: the same paced load took 1.0 core of its CPU at first and
-   0.3 once warm, and the marker → Bundle p99 fell from 200–800 ms to 20–50 ms (2026-12-07,
+   0.27–0.3 once warm, and the p99 of its passes fell from 228–819 ms to 21–80 ms (2026-12-07,
    bench/README). A production broker is warm; measuring its compiler says nothing about the
    streamer. Tansu is native code, and its memory:// store only slows as it fills (the same
    warm-up there: 0.38 → 0.65 cores, p99 41 → 394 ms), so it gets none.
@@ -20,7 +20,8 @@ Per broker, one `python -m streamer` (this tree, default settings, 4 partitions)
    can produce); rate = instances of all probe studies but the first / (first probe Bundle read →
    last probe Bundle read), which leaves out the start and the first Bundle's one-time set-up.
 2. **Marker → Bundle** at half that rate, once the streamer and the broker are idle again after
-   the probe (`settle`): `--studies` studies (10 instances, then the marker), paced evenly; the producer (acks=all, linger 1 ms, lz4) and the reader of the output topic are in
+   the probe (`settle`): `--studies` studies (10 instances, then the marker), paced evenly; the
+   producer (acks=all, linger 1 ms, lz4) and the reader of the output topic are in
    this process, so both time stamps come from one clock: t0 = just before the marker is handed
    to the producer, t1 = the Bundle read. p50/p95/p99/max. Target: p99 < 50 ms.
 3. **Inactivity close**: a second process in its own group with STREAMER_STUDY_TIMEOUT_SECONDS=T
@@ -203,8 +204,9 @@ async def settle(proc: kb.Proc, broker: kb.Broker) -> float:
     """Wait until the streamer and the broker are idle (each under _QUIET_CORES over a second),
     at most _SETTLE_MAX_S; returns the seconds waited. After the probe's backlog both still work
     for a while (RocksDB flushes and compactions, the broker's log cleaner on the compacted
-    changelog, the trims after a burst); a paced phase started at once measured that: on Kafka
-    its first second had p99 110–180 ms against 15–50 ms for the rest (2026-12-07)."""
+    changelog, the trims after a burst), and a paced phase started at once measured part of that
+    (on Kafka its first second had p99 110–184 ms against 15–80 ms later; with this wait still
+    75–92 ms, so not all of it: bench/README, 2026-12-07)."""
     started = time.monotonic()
     pid = broker.handle.process.pid
     while time.monotonic() - started < _SETTLE_MAX_S:
@@ -238,8 +240,8 @@ async def warm_broker(
                 cpu0, others0 = kb.cpu_seconds(proc), cpu_others(broker)
                 sent = await feed.paced(batch, per_s, marker=True)
                 await watch.wait_keys(sent, 600, [proc])
-                others = {k: v - others0[k] for k, v in cpu_others(broker).items()}
-                span = others["machine_total"] / (os.cpu_count() or 1)
+                others = cpu_others(broker, since=others0)
+                span = span_s(others)
                 lat = dist([watch.keys[u][0].received - t for u, t in sent.items()])
                 passes.append(
                     {
@@ -309,7 +311,7 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
                     sent = await feed.paced(batch, per_s, marker=True)
                     await watch.wait_keys(sent, 600, [proc])
                     cpu = kb.cpu_seconds(proc) - cpu0
-                    others = {k: v - others0[k] for k, v in cpu_others(broker).items()}
+                    others = cpu_others(broker, since=others0)
                     wall = max(sent.values()) - min(sent.values())
                     h1 = await histograms(proc)
                     hist = {  # the paced phase only
@@ -378,15 +380,22 @@ async def run_broker(kind: str, args: argparse.Namespace, studies: kb.Studies) -
     return out
 
 
-def cpu_others(broker: kb.Broker) -> dict[str, float]:
-    """CPU seconds so far of the broker, of this process and of the machine (busy, total)."""
+def cpu_others(broker: kb.Broker, since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds so far of the broker, of this process and of the machine (busy, total); with
+    ``since`` (an earlier reading), the seconds between the two readings."""
     busy, total = kb.machine_cpu_seconds()
-    return {
+    now = {
         "broker": kb.pid_cpu_seconds(broker.handle.process.pid),
         "bench": time.process_time(),
         "machine_busy": busy,
         "machine_total": total,
     }
+    return now if since is None else {k: v - since[k] for k, v in now.items()}
+
+
+def span_s(others: dict[str, float]) -> float:
+    """The wall seconds a difference of two ``cpu_others`` readings covers."""
+    return others["machine_total"] / (os.cpu_count() or 1)
 
 
 def cpu_line(marker: dict[str, Any]) -> str:
@@ -395,7 +404,7 @@ def cpu_line(marker: dict[str, Any]) -> str:
     if not o:
         return ""
     # From the paced phase's start to its last Bundle read: the span all four were read over.
-    span = o["machine_total"] / (os.cpu_count() or 1)
+    span = span_s(o)
     return (
         f" CPU over the paced phase, in cores of {os.cpu_count()}: streamer "
         f"{marker['cpu_s'] / span:.2f}, broker {o['broker'] / span:.2f}, this process (producer "
@@ -404,12 +413,12 @@ def cpu_line(marker: dict[str, Any]) -> str:
 
 
 def settle_line(result: dict[str, Any]) -> str:
-    """How long after the probe the paced phase began; '' for a result without it."""
+    """How long after the probe (or, with --rate, the warm-up study) the paced phase began."""
     waited = result.get("settle_s")
     if waited is None:
         return ""
     quiet = "idle by then" if waited < _SETTLE_MAX_S else "not idle yet: the wait's limit"
-    return f" The paced phase began {waited:.1f} s after the last probe Bundle ({quiet})."
+    return f" The paced phase began {waited:.1f} s after the Bundles before it were read ({quiet})."
 
 
 def warm_line(result: dict[str, Any]) -> str:

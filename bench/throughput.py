@@ -90,8 +90,10 @@ async def one_run(
         try:
             for i in range(procs_n):
                 state = work / f"state-{tag}-{i}"
+                tree = kb.REPO
                 if side == OLD:  # its own settings only (no state dir, no assignment modes)
                     assert old_tree is not None
+                    tree = old_tree
                     env = kb.streamer_env("old", broker, topics, None, http_port=0)
                 else:
                     env = kb.streamer_env(
@@ -104,7 +106,6 @@ async def one_run(
                         partition_assignment=mode,
                     )
                 if side in ("streamer", OLD):
-                    tree = old_tree if side == OLD and old_tree is not None else kb.REPO
                     proc = kb.Proc(f"{side}-{tag}-{i}", env, tree, work / f"{side}-{tag}-{i}.log")
                 else:
                     config = orjson.dumps(kb.passthrough_config(env)).decode()
@@ -290,17 +291,15 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 + " |"
             )
     brokers = "; ".join(r["broker"]["label"] for r in results)
+    machine = kb.machine_line(info | {"broker": {"label": brokers}})
+    if "old_commit" not in info:  # the old commit runs only as the first version
+        machine = machine.replace(f"; old = {kb.OLD_COMMIT}", "")
     s, n = info["studies"], info["instances"]
     return "\n".join(
         [
             "# Through a broker: streamer vs a raw aiokafka pass-through",
             "",
-            # The old commit runs only as the first version (the shared line names it).
-            kb.machine_line(info | {"broker": {"label": brokers}})
-            if "old_commit" in info
-            else kb.machine_line(info | {"broker": {"label": brokers}}).replace(
-                f"; old = {kb.OLD_COMMIT}", ""
-            ),
+            machine,
             "",
             f"{n:,} instances in {s:,} studies of {info['per_study']} (≈{info['instance_bytes']:,.0f} B "
             f"of DICOM JSON each), each study followed by its end-of-study marker, all in the input "
