@@ -205,8 +205,8 @@ async def settle(proc: kb.Proc, broker: kb.Broker) -> float:
     at most _SETTLE_MAX_S; returns the seconds waited. After the probe's backlog both still work
     for a while (RocksDB flushes and compactions, the broker's log cleaner on the compacted
     changelog, the trims after a burst), and a paced phase started at once measured part of that
-    (on Kafka its first second had p99 110–184 ms against 15–80 ms later; with this wait still
-    75–92 ms, so not all of it: bench/README, 2026-12-07)."""
+    (on Kafka, p99 per 150 markers reached 110–184 ms in its first 1.3 s against 15–80 ms after;
+    with this wait still 75–92 ms in its first 0.7 s, so not all of it: bench/README, 2026-12-07)."""
     started = time.monotonic()
     pid = broker.handle.process.pid
     while time.monotonic() - started < _SETTLE_MAX_S:
