@@ -14,13 +14,14 @@ import asyncio
 import gc
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
-from streamer.errors import EmptyStudyError
+from streamer.errors import EmptyStudyError, RecordHandlingError, StreamerError
 from streamer.intake import RecordIntake
 from streamer.memory import HeapReleaser
 from streamer.metrics import Metrics, Samples
@@ -29,6 +30,7 @@ from streamer.partitions import OpenStore, Partitions
 from streamer.ports import ChangelogReader, InputRecord, Sink, Source
 from streamer.publishing import StudyPublisher
 from streamer.state import shared_usage
+from streamer.state.partition_store import FailedRecord
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +256,57 @@ class Processor:
                     # Still restoring (it should be paused): read these again once it is ready.
                     self._source.seek(partition, records[0].offset)
                 continue  # otherwise revoked meanwhile: the new owner reads them
+            failed = self._partitions.failed_record(partition)
             for record in records:
-                await self._intake.handle(state, record)
+                if failed is not None and record.offset == failed.offset:
+                    failed = await self._meet_failed_record(state, record, failed)
+                    if failed is None:
+                        continue
+                try:
+                    await self._intake.handle(state, record)
+                except StreamerError:
+                    raise  # the error tree says what happens (output, state: exit as they are)
+                except Exception as exc:  # noqa: BLE001 - any other error is a bug met on this record
+                    raise self._record_failed(record, exc) from None
+
+    async def _meet_failed_record(
+        self, state: PartitionState, record: InputRecord, failed: FailedRecord
+    ) -> FailedRecord | None:
+        """The record that failed on the last start(s): dead-letter it once it had its attempts
+        (None: done), else hand it back to be handled once more."""
+        if failed.attempts < self._settings.max_record_attempts:
+            return failed
+        await self._intake.set_aside(state, record, failed.attempts, failed.error_type)
+        self._partitions.forget_failed_record(record.partition)
+        return None
+
+    def _record_failed(self, record: InputRecord, exc: Exception) -> RecordHandlingError:
+        """Note the record in its partition's store and say why the process exits.
+
+        Its change may be half staged, so the process must not go on (a restart restores the
+        last checkpoint and reads the record again). The exception's message is left out of the
+        log and of the error: it may quote the record's values (patient data); its stack is not.
+        """
+        error_type = type(exc).__name__
+        note = self._partitions.note_failed_record(record.partition, record.offset, error_type)
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "handling a record failed unexpectedly",
+            extra={
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_type": error_type,
+                "attempts": note.attempts,
+                "max_attempts": self._settings.max_record_attempts,
+                "stack": stack,
+            },
+        )
+        return RecordHandlingError(
+            f"handling record {record.offset} of partition {record.partition} raised {error_type} "
+            f"(start {note.attempts} of STREAMER_MAX_RECORD_ATTEMPTS="
+            f"{self._settings.max_record_attempts} before it is dead-lettered); exiting without "
+            "committing"
+        )
 
     # ---- closing (publishing.py builds and sends) ------------------------------------------
 

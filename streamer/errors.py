@@ -6,6 +6,10 @@
 * ``OutputError``, ``StateError``: the broker does not take our output, or the study store cannot
   be restored; nothing is committed after it and the process exits non-zero, so the orchestrator
   restarts it and the uncommitted input is read again.
+* ``RecordHandlingError``: handling one record raised something unforeseen (a bug, not bad input);
+  the partial change cannot be trusted, so the process exits the same way, after noting the record.
+  After ``STREAMER_MAX_RECORD_ATTEMPTS`` such starts the record is dead-lettered
+  (``RecordFailedError``) instead of handled, so one record never stops the stream for good.
 
 Third-party errors are wrapped once, where they enter (``kafka/`` for aiokafka), and the loop decides
 by class, never by name.
@@ -62,6 +66,10 @@ class EmptyStudyError(DeadLetterError):
     """An end-of-study marker whose study never got an instance before its timeout."""
 
 
+class RecordFailedError(DeadLetterError):
+    """Handling this record failed unexpectedly on STREAMER_MAX_RECORD_ATTEMPTS starts in a row."""
+
+
 class MappingError(DeadLetterError):
     """A whole study could not become a valid Bundle (rare: odd values are dropped, not fatal)."""
 
@@ -76,3 +84,7 @@ class StateError(StreamerError):
 
 class OutputError(StreamerError):
     """The broker refused or lost an output record for another reason: stop without committing."""
+
+
+class RecordHandlingError(StreamerError):
+    """Handling one input record raised an unforeseen error: exit without committing (see above)."""

@@ -10,7 +10,12 @@ import logging
 
 from streamer.aggregate import PartitionState
 from streamer.config import Settings
-from streamer.errors import InvalidMessageError, LateInstanceError
+from streamer.errors import (
+    DeadLetterError,
+    InvalidMessageError,
+    LateInstanceError,
+    RecordFailedError,
+)
 from streamer.messages import Instance, decode
 from streamer.metrics import Metrics
 from streamer.outbox import Outbox
@@ -67,7 +72,22 @@ class RecordIntake:
             for warning in message.warnings:
                 log.info("instance warning", extra={**where, "warning": warning})
 
-    async def _dead_letter(self, record: InputRecord, exc: InvalidMessageError) -> None:
+    async def set_aside(
+        self, state: PartitionState, record: InputRecord, attempts: int, error_type: str
+    ) -> None:
+        """Dead-letter a record whose handling failed on `attempts` starts, without handling it."""
+        self.metrics.records_consumed.inc()
+        state.skip(record.offset, record.timestamp_ms)
+        await self._dead_letter(
+            record,
+            RecordFailedError(
+                f"handling this record raised {error_type} on {attempts} start(s) in a row "
+                "(STREAMER_MAX_RECORD_ATTEMPTS): an internal error, logged with its stack at "
+                "each start; it is set aside so the stream goes on, and can be re-sent once fixed"
+            ),
+        )
+
+    async def _dead_letter(self, record: InputRecord, exc: DeadLetterError) -> None:
         error_type = type(exc).__name__
         self.metrics.dead_letters.labels(error_type=error_type, kind="record").inc()
         log.warning(

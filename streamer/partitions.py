@@ -33,7 +33,7 @@ from streamer.metrics import Metrics
 from streamer.outbox import Outbox, Pending
 from streamer.ports import ChangelogReader, Sink, Source
 from streamer.state.changelog import source_offset_header
-from streamer.state.partition_store import PartitionStore
+from streamer.state.partition_store import FailedRecord, PartitionStore
 from streamer.state.restore import RestoreResult, restore_partition
 from streamer.state.study_store import KVStudyStore
 
@@ -52,6 +52,9 @@ class Lane:
     task: asyncio.Task[None] | None = None
     committed: int | None = None
     restore: RestoreResult | None = None
+    # The record whose handling failed on the last start(s) (a note in the local store), if it is
+    # still ahead of the committed offset.
+    failed: FailedRecord | None = None
 
 
 @dataclass(slots=True)
@@ -125,6 +128,7 @@ class Partitions:
                 next_offset=lane.committed,
             )
             state.rearm(state.store.studies())
+            lane.failed = _pending_failure(lane.store, lane.committed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -158,6 +162,27 @@ class Partitions:
                 "committed": lane.committed,
             },
         )
+
+    # ---- records whose handling failed (app.py) ---------------------------------------------------
+
+    def failed_record(self, partition: int) -> FailedRecord | None:
+        """The record that failed on the last start(s) of this partition, if it lies ahead."""
+        lane = self.lanes.get(partition)
+        return lane.failed if lane is not None else None
+
+    def note_failed_record(self, partition: int, offset: int, error_type: str) -> FailedRecord:
+        """Note in the partition's store that the record at `offset` failed on one more start."""
+        lane = self.lanes[partition]
+        assert lane.store is not None  # only a ready lane handles records
+        lane.failed = lane.store.note_failed_record(offset, error_type)
+        return lane.failed
+
+    def forget_failed_record(self, partition: int) -> None:
+        """The noted record is dealt with (dead-lettered): drop the note."""
+        lane = self.lanes[partition]
+        lane.failed = None
+        if lane.store is not None:
+            lane.store.clear_failed_record()
 
     def _identity(self, partition: int) -> str:
         s = self._settings
@@ -336,3 +361,14 @@ class Partitions:
         for lane in snapshot.dropped:
             if self.lanes.get(lane.number) is lane:
                 await self._drop(lane)
+
+
+def _pending_failure(
+    store: PartitionStore[StudyRecord], committed: int | None
+) -> FailedRecord | None:
+    """The store's note of a failed record, unless the group has committed past it (stale)."""
+    note = store.failed_record()
+    if note is not None and committed is not None and note.offset < committed:
+        store.clear_failed_record()
+        return None
+    return note

@@ -242,6 +242,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Instances a study may hold; more go to the dead-letter topic.",
     )
+    max_record_attempts: int = Field(
+        2,
+        ge=1,
+        description="Starts in a row on which handling one record may fail unexpectedly (an "
+        "internal error, not bad input) before it goes to the dead-letter topic (RecordFailedError).",
+    )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
     fetch_max_wait_ms: int = Field(
         100,

@@ -24,6 +24,7 @@ META_CHANGELOG_OFFSET = b"m|changelog_offset"
 META_FORMAT = b"m|format"
 META_IDENTITY = b"m|identity"
 META_CHECKPOINT_MS = b"m|checkpoint_ms"
+META_FAILED_RECORD = b"m|failed_record"  # the input record whose handling failed last
 
 
 def _uid(uid: str, what: str) -> bytes:

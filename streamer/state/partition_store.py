@@ -23,6 +23,7 @@ from streamer.state.errors import InvalidKeyError, StoreCorruptError, StoreError
 from streamer.state.keys import (
     META_CHANGELOG_OFFSET,
     META_CHECKPOINT_MS,
+    META_FAILED_RECORD,
     META_FORMAT,
     META_IDENTITY,
     STUDY_PREFIX,
@@ -62,6 +63,15 @@ class StoreMetadata:
     format: int | None
     identity: str | None
     checkpoint_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """The input record whose handling last failed unexpectedly, and on how many starts in a row."""
+
+    offset: int
+    attempts: int
+    error_type: str
 
 
 class CacheInfo(NamedTuple):
@@ -371,12 +381,45 @@ class PartitionStore(Generic[S]):
             checkpoint_ms=_int(self._kv.get(META_CHECKPOINT_MS), META_CHECKPOINT_MS),
         )
 
+    def failed_record(self) -> FailedRecord | None:
+        raw = self._kv.get(META_FAILED_RECORD)
+        if raw is None:
+            return None
+        offset, sep, rest = raw.partition(b"|")
+        attempts, sep2, error_type = rest.partition(b"|")
+        if not (sep and sep2 and offset.isdigit() and attempts.isdigit()):
+            raise StoreCorruptError(f"metadata failed_record is malformed: {raw!r}")
+        return FailedRecord(int(offset), int(attempts), error_type.decode(errors="replace"))
+
+    def note_failed_record(self, offset: int, error_type: str) -> FailedRecord:
+        """Count one more failed start on the record at `offset` (written at once, not staged)."""
+        last = self.failed_record()
+        attempts = last.attempts + 1 if last is not None and last.offset == offset else 1
+        note = FailedRecord(offset, attempts, error_type)
+        self._kv.write_batch(
+            {META_FAILED_RECORD: b"%d|%d|%s" % (offset, attempts, error_type.encode())}
+        )
+        return note
+
+    def clear_failed_record(self) -> None:
+        self._kv.write_batch({META_FAILED_RECORD: None})
+
     def wipe(self) -> None:
-        """Delete everything, metadata included, for a rebuild from scratch."""
+        """Delete everything, metadata included, for a rebuild from scratch.
+
+        Only the failed-record note stays: it is about the input, not the state, and a process
+        that fails before its first checkpoint rebuilds its store at every start.
+        """
+        try:
+            note = self._kv.get(META_FAILED_RECORD)
+        except StoreError:
+            note = None  # a damaged store: the record gets its attempts again
         self._clear_dirty()
         self._clear_sealed()
         self._lru.clear()
         self._kv.wipe()
+        if note is not None:
+            self._kv.write_batch({META_FAILED_RECORD: note})
 
     def close(self) -> None:
         """Close the store; staged changes are dropped (flush first)."""
