@@ -9,18 +9,13 @@ Maven build of our own runs (``mvn compile`` would first need the compiler plugi
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
+
+from streamer import maven
 
 # The HAPI release whose JPA server runs R4B on Java 17 with Jetty 12 (jakarta servlet 6).
 HAPI_JPA_VERSION = "8.8.0"
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-_MARKER = ".complete"  # lists the jars of a complete fetch; written last
 SOURCE = Path(__file__).with_name("FhirServer.java")
 MAIN_CLASS = "FhirServer"
 
@@ -63,9 +58,7 @@ class FhirServerUnavailable(RuntimeError):
 
 def fhir_cache_dir(version: str = HAPI_JPA_VERSION) -> Path:
     """``$STREAMER_CACHE_DIR/hapi-jpa-<version>`` (default root ``~/.cache/streamer``)."""
-    env = os.environ.get("STREAMER_CACHE_DIR")
-    root = Path(env) if env else Path.home() / ".cache" / "streamer"
-    return root / f"hapi-jpa-{version}"
+    return maven.cache_root() / f"hapi-jpa-{version}"
 
 
 def pom(version: str = HAPI_JPA_VERSION) -> str:
@@ -86,13 +79,9 @@ def pom(version: str = HAPI_JPA_VERSION) -> str:
     return _POM.format(version=version, dependencies="".join(deps))
 
 
-def jars_complete(libs: Path) -> bool:
-    """Whether ``libs`` holds a finished fetch (its marker lists only jars that are there)."""
-    marker = libs / _MARKER
-    if not marker.is_file():
-        return False
-    names = [n for n in marker.read_text().splitlines() if n]
-    return bool(names) and all((libs / n).is_file() for n in names)
+def jars_complete(libs: Path, version: str = HAPI_JPA_VERSION) -> bool:
+    """Whether ``libs`` holds a finished fetch of this version's POM."""
+    return maven.jars_complete(libs, pom(version))
 
 
 def ensure_jars(version: str = HAPI_JPA_VERSION) -> Path:
@@ -100,49 +89,13 @@ def ensure_jars(version: str = HAPI_JPA_VERSION) -> Path:
 
     A complete cache is reused without touching Maven; a lock file serialises concurrent fetches.
     """
-    home = fhir_cache_dir(version)
-    libs = home / "libs"
-    if jars_complete(libs):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise FhirServerUnavailable(
-            f"mvn not on PATH: needed once to fetch HAPI FHIR {version} into {libs}"
-        )
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if jars_complete(libs):  # another process finished while we waited
-            return libs
-        with tempfile.TemporaryDirectory(prefix="fetch-", dir=home) as tmp:
-            work = Path(tmp)
-            (work / "pom.xml").write_text(pom(version))
-            out = work / "libs"
-            cmd = [
-                mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(work / "pom.xml"),
-                f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-                f"-DoutputDirectory={out}", "-DincludeScope=runtime",
-            ]  # fmt: skip
-            res = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800
-            )
-            jars = sorted(p.name for p in out.glob("*.jar")) if out.is_dir() else []
-            wanted = {f"{a}-{version}.jar" for a in _HAPI_ARTIFACTS}
-            if res.returncode != 0 or not wanted <= set(jars):
-                tail = "\n".join((res.stdout + res.stderr).splitlines()[-30:])
-                raise FhirServerUnavailable(
-                    f"fetching HAPI FHIR {version} with Maven failed (exit {res.returncode}, "
-                    f"missing {sorted(wanted - set(jars))}):\n{tail}"
-                )
-            shutil.rmtree(libs, ignore_errors=True)
-            out.rename(libs)
-        (libs / _MARKER).write_text("\n".join(jars) + "\n")  # last: the fetch is complete
-    return libs
-
-
-def _classpath(libs: Path) -> str:
-    names = [n for n in (libs / _MARKER).read_text().splitlines() if n]
-    return os.pathsep.join(str(libs / n) for n in names)
+    return maven.ensure_jars(
+        fhir_cache_dir(version),
+        pom(version),
+        [f"{a}-{version}.jar" for a in _HAPI_ARTIFACTS],
+        what=f"HAPI FHIR {version}",
+        error=FhirServerUnavailable,
+    )
 
 
 def ensure_server(version: str = HAPI_JPA_VERSION) -> tuple[str, str]:
@@ -153,26 +106,12 @@ def ensure_server(version: str = HAPI_JPA_VERSION) -> tuple[str, str]:
             "java and javac (JDK 17+) must be on PATH for the HAPI FHIR JPA server"
         )
     libs = ensure_jars(version)
-    digest = hashlib.sha256(SOURCE.read_bytes() + version.encode()).hexdigest()[:16]
-    classes = fhir_cache_dir(version) / "classes" / digest
-    if not (classes / f"{MAIN_CLASS}.class").is_file():
-        classes.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="javac-", dir=classes.parent) as tmp:
-            cmd = [javac, "-nowarn", "-encoding", "UTF-8", "-d", tmp, "-cp", _classpath(libs)]
-            res = subprocess.run(
-                [*cmd, str(SOURCE)],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if res.returncode != 0:
-                raise FhirServerUnavailable(
-                    f"javac {SOURCE.name} failed:\n{res.stdout}{res.stderr}"
-                )
-            try:
-                Path(tmp).rename(classes)
-            except OSError:  # another process compiled the same source meanwhile
-                if not (classes / f"{MAIN_CLASS}.class").is_file():
-                    raise
-    return java, os.pathsep.join([str(classes), _classpath(libs)])
+    classpath = maven.compile_java(
+        SOURCE,
+        MAIN_CLASS,
+        fhir_cache_dir(version) / "classes",
+        libs,
+        salt=version,
+        error=FhirServerUnavailable,
+    )
+    return java, classpath

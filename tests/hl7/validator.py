@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -38,6 +36,8 @@ from typing import IO, Any
 
 import orjson
 
+from streamer import maven
+
 HAPI_VERSION = "8.8.1"
 HAPI_ARTIFACTS = (
     "hapi-fhir-base",
@@ -50,8 +50,6 @@ HAPI_ARTIFACTS = (
 )
 # HAPI logs through slf4j 2.0.16; without a provider slf4j prints a warning and drops everything.
 _SLF4J_VERSION = "2.0.16"
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-_MARKER = ".complete"  # lists the jars of a complete fetch; written last
 SOURCE = Path(__file__).with_name("Validate.java")
 KNOWN_WARNINGS = Path(__file__).with_name("known_warnings.txt")
 ERROR_SEVERITIES = frozenset({"error", "fatal"})
@@ -93,9 +91,7 @@ class ValidatorCrashed(RuntimeError):
 
 def cache_dir(version: str = HAPI_VERSION) -> Path:
     """``$STREAMER_CACHE_DIR/hl7-validator-<version>`` (default root ``~/.cache/streamer``)."""
-    env = os.environ.get("STREAMER_CACHE_DIR")
-    root = Path(env) if env else Path.home() / ".cache" / "streamer"
-    return root / f"hl7-validator-{version}"
+    return maven.cache_root() / f"hl7-validator-{version}"
 
 
 def _pom(version: str) -> str:
@@ -106,62 +102,15 @@ def _pom(version: str) -> str:
     )
 
 
-def _jars_complete(libs: Path, pom: str) -> bool:
-    """A finished fetch of this very POM (a changed dependency list fetches again)."""
-    marker, fetched_pom = libs / _MARKER, libs / "pom.xml"
-    if not marker.is_file() or not fetched_pom.is_file() or fetched_pom.read_text() != pom:
-        return False
-    names = [n for n in marker.read_text().splitlines() if n]
-    return bool(names) and all((libs / n).is_file() for n in names)
-
-
 def ensure_jars(version: str = HAPI_VERSION) -> Path:
     """The ``libs`` dir with HAPI ``version`` and all its runtime jars, fetched by Maven on a cold cache."""
-    home = cache_dir(version)
-    libs = home / "libs"
-    pom = _pom(version)
-    if _jars_complete(libs, pom):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ValidatorUnavailable(
-            f"mvn not on PATH: needed once to fetch HAPI FHIR {version} into {libs}"
-        )
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _jars_complete(libs, pom):  # another process finished while we waited
-            return libs
-        with tempfile.TemporaryDirectory(prefix="fetch-", dir=home) as tmp:
-            work = Path(tmp)
-            (work / "pom.xml").write_text(pom)
-            out = work / "libs"
-            cmd = [
-                mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(work / "pom.xml"),
-                f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-                f"-DoutputDirectory={out}", "-DincludeScope=runtime",
-            ]  # fmt: skip
-            res = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800
-            )
-            jars = sorted(p.name for p in out.glob("*.jar")) if out.is_dir() else []
-            wanted = {f"{a}-{version}.jar" for a in HAPI_ARTIFACTS}
-            if res.returncode != 0 or not wanted <= set(jars):
-                tail = "\n".join((res.stdout + res.stderr).splitlines()[-30:])
-                raise ValidatorUnavailable(
-                    f"fetching HAPI FHIR {version} with Maven failed (exit {res.returncode}, "
-                    f"missing {sorted(wanted - set(jars))}):\n{tail}"
-                )
-            shutil.rmtree(libs, ignore_errors=True)
-            out.rename(libs)
-        (libs / "pom.xml").write_text(pom)
-        (libs / _MARKER).write_text("\n".join(jars) + "\n")  # last: the fetch is complete
-    return libs
-
-
-def _classpath(libs: Path) -> str:
-    names = [n for n in (libs / _MARKER).read_text().splitlines() if n]
-    return os.pathsep.join(str(libs / n) for n in names)
+    return maven.ensure_jars(
+        cache_dir(version),
+        _pom(version),
+        [f"{a}-{version}.jar" for a in HAPI_ARTIFACTS],
+        what=f"HAPI FHIR {version}",
+        error=ValidatorUnavailable,
+    )
 
 
 def ensure_validator(version: str = HAPI_VERSION) -> tuple[str, str]:
@@ -170,28 +119,15 @@ def ensure_validator(version: str = HAPI_VERSION) -> tuple[str, str]:
     if java is None or javac is None:
         raise ValidatorUnavailable("java and javac (JDK 17+) must be on PATH for the HL7 validator")
     libs = ensure_jars(version)
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + version.encode()).hexdigest()[:16]
-    classes = cache_dir(version) / "classes" / digest
-    if not (classes / "Validate.class").is_file():
-        classes.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="javac-", dir=classes.parent) as tmp:
-            cmd = [javac, "-nowarn", "-encoding", "UTF-8", "-d", tmp, "-cp", _classpath(libs)]
-            res = subprocess.run(
-                [*cmd, str(SOURCE)],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if res.returncode != 0:
-                raise ValidatorUnavailable(f"javac Validate.java failed:\n{res.stdout}{res.stderr}")
-            try:
-                Path(tmp).rename(classes)
-            except OSError:  # another process compiled the same source meanwhile
-                if not (classes / "Validate.class").is_file():
-                    raise
-    return java, os.pathsep.join([str(classes), _classpath(libs)])
+    classpath = maven.compile_java(
+        SOURCE,
+        "Validate",
+        cache_dir(version) / "classes",
+        libs,
+        salt=version,
+        error=ValidatorUnavailable,
+    )
+    return java, classpath
 
 
 # --- issues ------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from streamer.devfhir.hapi_jpa import (
     HAPI_JPA_VERSION,
     SOURCE,
     fhir_cache_dir,
-    jars_complete,
     pom,
 )
 
@@ -42,15 +41,6 @@ def test_cache_dir_follows_streamer_cache_dir(
 ) -> None:
     monkeypatch.setenv("STREAMER_CACHE_DIR", str(tmp_path))
     assert fhir_cache_dir() == tmp_path / f"hapi-jpa-{HAPI_JPA_VERSION}"
-
-
-def test_a_fetch_counts_only_with_its_marker_and_every_jar(tmp_path: Path) -> None:
-    assert not jars_complete(tmp_path)
-    (tmp_path / "a.jar").write_bytes(b"")
-    (tmp_path / ".complete").write_text("a.jar\nb.jar\n")
-    assert not jars_complete(tmp_path)
-    (tmp_path / "b.jar").write_bytes(b"")
-    assert jars_complete(tmp_path)
 
 
 def test_the_server_source_ships_with_the_package() -> None:
