@@ -213,36 +213,38 @@ class Metrics:
         closed = _by_label(self.studies_closed, "reason")
         dead = _by_label(self.dead_letters, "kind")
         counts = {
-            "records": _total(self.records_consumed),
-            "instances_accepted": _total(self.instances_accepted),
-            "duplicates": _total(self.duplicate_records),
-            "updated_instances": _total(self.updated_instances),
-            "instance_warnings": _total(self.instance_warnings),
-            "late_instances": _total(self.late_instances),
-            "reopened_studies": _total(self.reopened_studies),
-            "empty_studies": _total(self.empty_studies),
+            "records": counter_total(self.records_consumed),
+            "instances_accepted": counter_total(self.instances_accepted),
+            "duplicates": counter_total(self.duplicate_records),
+            "updated_instances": counter_total(self.updated_instances),
+            "instance_warnings": counter_total(self.instance_warnings),
+            "late_instances": counter_total(self.late_instances),
+            "reopened_studies": counter_total(self.reopened_studies),
+            "empty_studies": counter_total(self.empty_studies),
             "dead_letters": dead.get("record", 0),
             "dead_letter_studies": dead.get("study", 0),
             **{f"studies_closed_{reason}": closed.get(reason, 0) for reason in CLOSE_REASONS},
-            "bundles_published": _total(self.bundles_published),
+            "bundles_published": counter_total(self.bundles_published),
         }
         return {name: int(n) for name, n in counts.items() if n}
 
 
-def _samples(metric: Counter) -> Iterator[tuple[dict[str, str], float]]:
+def counter_samples(metric: Counter) -> Iterator[tuple[dict[str, str], float]]:
+    """(labels, value) of each series of a counter."""
     for family in metric.collect():
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 yield sample.labels, sample.value
 
 
-def _total(metric: Counter) -> float:
-    return sum(value for _, value in _samples(metric))
+def counter_total(metric: Counter) -> float:
+    """A counter summed over its labels."""
+    return sum(value for _, value in counter_samples(metric))
 
 
 def _by_label(metric: Counter, label: str) -> dict[str, float]:
     out: dict[str, float] = {}
-    for labels, value in _samples(metric):
+    for labels, value in counter_samples(metric):
         out[labels[label]] = out.get(labels[label], 0.0) + value
     return out
 
@@ -250,9 +252,16 @@ def _by_label(metric: Counter, label: str) -> dict[str, float]:
 def metrics_table() -> str:
     """The README's metrics table, made from a fresh registry (a test keeps the README equal)."""
     metrics = Metrics()
-    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
-    for family in metrics.registry.collect():
-        info = metrics.info[family.name]
-        labels = ", ".join(f"`{label}`" for label in info.labels) or "(none)"
-        rows.append(f"| `{info.name}` | {family.type} | {labels} | {family.documentation} |")
-    return "\n".join(rows) + "\n"
+    return table(
+        (metrics.info[f.name].name, f.type, metrics.info[f.name].labels, f.documentation)
+        for f in metrics.registry.collect()
+    )
+
+
+def table(rows: Iterable[tuple[str, str, Sequence[str], str]]) -> str:
+    """A README table of metrics from (exposed name, type, labels, meaning) rows."""
+    lines = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for name, kind, labels, meaning in rows:
+        shown = ", ".join(f"`{label}`" for label in labels) or "(none)"
+        lines.append(f"| `{name}` | {kind} | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"

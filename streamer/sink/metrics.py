@@ -6,8 +6,6 @@ One ``CollectorRegistry`` per sink (never the global one), as for the processor'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -15,6 +13,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from streamer.metrics import counter_samples, counter_total, table
 
 PREFIX = "streamer_sink_"
 
@@ -95,38 +95,29 @@ class SinkMetrics:
     def snapshot(self) -> dict[str, int]:
         """Non-zero counters by short name, for the status and "stopped" log lines."""
         counts = {
-            "records": _total(self.records_consumed),
-            "posted": _total(self.bundles_posted),
-            "retried": _total(self.post_retries),
-            "rejected": _total(self.bundles_rejected),
-            "tombstones": _total(self.tombstones),
+            "records": counter_total(self.records_consumed),
+            "posted": counter_total(self.bundles_posted),
+            "retried": counter_total(self.post_retries),
+            "rejected": counter_total(self.bundles_rejected),
+            "tombstones": counter_total(self.tombstones),
             **{f"entries_{o}": _label_total(self.entries, "outcome", o) for o in ENTRY_OUTCOMES},
         }
         return {name: int(n) for name, n in counts.items() if n}
 
 
-def _samples(metric: Counter) -> Iterator[tuple[dict[str, str], float]]:
-    for family in metric.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                yield sample.labels, sample.value
-
-
-def _total(metric: Counter) -> float:
-    return sum(value for _, value in _samples(metric))
-
-
 def _label_total(metric: Counter, label: str, value: str) -> float:
-    return sum(v for labels, v in _samples(metric) if labels.get(label) == value)
+    return sum(v for labels, v in counter_samples(metric) if labels.get(label) == value)
 
 
 def sink_metrics_table() -> str:
     """The README's table of the sink's metrics (a test keeps the README equal to it)."""
-    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
     metrics = SinkMetrics()
-    for family in metrics.registry.collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
-        labels = metrics.labels.get(family.name, ())
-        shown = ", ".join(f"`{label}`" for label in labels) or "(none)"
-        rows.append(f"| `{name}` | {family.type} | {shown} | {family.documentation} |")
-    return "\n".join(rows) + "\n"
+    return table(
+        (
+            f.name + ("_total" if f.type == "counter" else ""),
+            f.type,
+            metrics.labels.get(f.name, ()),
+            f.documentation,
+        )
+        for f in metrics.registry.collect()
+    )
