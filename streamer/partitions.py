@@ -178,11 +178,9 @@ class Partitions:
         return lane.failed
 
     def forget_failed_record(self, partition: int) -> None:
-        """The noted record is dealt with (dead-lettered): drop the note."""
-        lane = self.lanes[partition]
-        lane.failed = None
-        if lane.store is not None:
-            lane.store.clear_failed_record()
+        """The noted record is dealt with (dead-lettered). The store keeps the note until a restore
+        finds the committed offset past it: a crash before that commit dead-letters it again."""
+        self.lanes[partition].failed = None
 
     def _identity(self, partition: int) -> str:
         s = self._settings

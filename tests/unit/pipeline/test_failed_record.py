@@ -123,7 +123,14 @@ async def test_a_failing_record_stops_the_process_then_goes_to_the_dlq(
     assert proc.metrics.snapshot()["dead_letters"] == 1
     await proc.close()
 
-    # The note is gone with the dead letter: a later start on this disk has nothing to set aside.
+    # The store keeps the note until the commit is past it (a crash before that commit would
+    # dead-letter the record again); the next start drops it.
+    store = disk.opener()(0)
+    assert store.failed_record() == FailedRecord(4, 2, "RuntimeError")
+    store.close()
+    proc, _ = make(_restarted(source), clock, sink, disk=disk)
+    await started(proc)
+    await proc.close()
     store = disk.opener()(0)
     assert store.failed_record() is None
     store.close()
