@@ -293,6 +293,7 @@ class Proc:
     tree: Path  # the directory holding the `streamer` package to run
     log_path: Path
     cmd: Sequence[str] = ("-m", "streamer")  # after the interpreter
+    cpus: frozenset[int] | None = None  # run on these CPUs only (all its threads), e.g. --pin
     popen: subprocess.Popen[bytes] | None = None
     started: float = 0.0  # wall clock just before the exec
     _events: list[dict[str, Any]] = field(default_factory=list)
@@ -310,8 +311,14 @@ class Proc:
             cwd=self.tree,  # `-m` puts the cwd first on sys.path: this tree's package wins
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if self.cpus is None else self._pin,
         )
         return self
+
+    def _pin(self) -> None:
+        """In the child, before the exec: every thread it starts inherits the CPU set."""
+        assert self.cpus is not None
+        os.sched_setaffinity(0, self.cpus)
 
     @property
     def pid(self) -> int:

@@ -30,6 +30,10 @@ Per broker, one `python -m streamer` (this tree, default settings, 4 partitions)
    every close ≤ T + 1 s. (The study's deadline runs from the record time stamp the producer
    sets, t0 + a few ms.)
 
+`--pin` runs the streamers on the last CPU and the broker and this process (the load generator
+and the reader) on the others, as where the broker has machines of its own; without it all share
+every CPU (the default, and the README's figures).
+
 On Tansu the streamer gets STREAMER_IDEMPOTENT_PRODUCER=false and STREAMER_ISOLATION_LEVEL=
 read_uncommitted (`_kafkabench.streamer_env`). Output: bench/results/latency.{md,json,png} and the
 README block `latency`.
@@ -59,6 +63,7 @@ _QUIET_CORES = 0.1  # settle(): a process using less than this is idle
 _SETTLE_MAX_S = 20.0
 IDLE_SLACK_S = 1.0
 TREE = kb.REPO  # --tree: another copy of the package, for A/B diagnostics
+STREAMER_CPUS: frozenset[int] | None = None  # --pin: the streamer's CPU, away from the rest
 BROKERS = {"kafka": "apache-kafka", "apache-kafka": "apache-kafka", "tansu": "tansu"}
 
 
@@ -155,7 +160,7 @@ async def start_streamer(
         http_port=free_port(),
         **settings,
     )
-    proc = kb.Proc(name, env, TREE, work / f"{name}.log").start()
+    proc = kb.Proc(name, env, TREE, work / f"{name}.log", cpus=STREAMER_CPUS).start()
     await proc.wait_for(lambda p: kb.ready_at(p), "ready", 120)
     return proc, topics
 
@@ -480,6 +485,13 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             f"{mean_ms('commit_seconds')}.{cpu_line(r['marker'])}{settle_line(r)}{warm_line(r)}"
         )
     brokers = "; ".join(r["broker"]["label"] for r in results)
+    pinned = info.get("pinned")
+    pin_line = (
+        f" Pinned (`--pin`): the streamers on CPU {pinned['streamer']}, the broker and this "
+        f"process on CPU {pinned['broker_and_bench']}."
+        if pinned
+        else ""
+    )
     return "\n".join(
         [
             "# Latency: end-of-study marker → Bundle, and the inactivity close",
@@ -487,7 +499,8 @@ def table(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             # No old commit runs here: drop that part of the shared line.
             kb.machine_line(info | {"broker": {"label": brokers}}).replace(
                 f"; old = {kb.OLD_COMMIT}", ""
-            ),
+            )
+            + pin_line,
             "",
             f"First, Apache Kafka is warmed up: a throwaway streamer on its own topics gets "
             f"{info.get('warm_s', 0):g} s of paced load at {info.get('warm_rate', 0):,.0f} "
@@ -543,9 +556,14 @@ async def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and state dirs here")
     ap.add_argument("--out", default="latency", help="result name")
     ap.add_argument("--tree", type=Path, default=None, help="dir holding another streamer/")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the streamers on the last CPU; the broker, this process (load and reader) on the others",
+    )
     args = ap.parse_args()
+    global TREE, STREAMER_CPUS
     if args.tree is not None:
-        global TREE
         TREE = args.tree
     kinds = [BROKERS[b.strip()] for b in args.broker.split(",")]
     started = time.perf_counter()
@@ -560,6 +578,13 @@ async def main() -> None:
         "warm_s": args.warm_s,
         "warm_rate": args.warm_rate,
     }
+    if args.pin:  # after kb.machine(), which counts the CPUs this process may use
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least two CPUs")
+        STREAMER_CPUS = frozenset(cpus[-1:])
+        os.sched_setaffinity(0, cpus[:-1])  # the brokers started from here inherit it
+        info["pinned"] = {"streamer": cpus[-1:], "broker_and_bench": cpus[:-1]}
     results = [await run_broker(kind, args, studies) for kind in kinds]
     info["took_s"] = time.perf_counter() - started
     info["loadavg_end"] = list(os.getloadavg())
