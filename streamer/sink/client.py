@@ -104,6 +104,10 @@ class FhirClient:
             return Retry("timeout", type(exc).__name__)
         except httpx.TransportError as exc:
             return Retry("connection", f"{type(exc).__name__}: {exc}"[:MESSAGE_LIMIT])
+        except httpx.HTTPError as exc:
+            # Anything else httpx raises (an answer whose body does not match its
+            # Content-Encoding, ...) is the server's or the line's, not the Bundle's: retried.
+            return Retry("unexpected", type(exc).__name__)
         return classify(response.status_code, response.headers, response.content)
 
     async def metadata_ok(self) -> bool:

@@ -174,3 +174,16 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+async def test_an_answer_that_cannot_be_decoded_is_retried_not_raised() -> None:
+    # A body that is not what its Content-Encoding says: httpx raises DecodingError, which is
+    # neither a timeout nor a transport error; the sink must not stop on it.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    client = FhirClient(BASE, transport=httpx.MockTransport(handler))
+    result = await client.post_transaction(b"{}")
+    await client.aclose()
+    assert isinstance(result, Retry)
+    assert (result.reason, result.detail) == ("unexpected", "DecodingError")
