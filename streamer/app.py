@@ -14,7 +14,6 @@ import asyncio
 import gc
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,6 +22,7 @@ from streamer.aggregate import CloseReason, PartitionState
 from streamer.config import Settings
 from streamer.errors import EmptyStudyError, RecordHandlingError, StreamerError
 from streamer.intake import RecordIntake
+from streamer.log import stack_without_message
 from streamer.memory import HeapReleaser
 from streamer.metrics import Metrics, Samples
 from streamer.outbox import Outbox
@@ -289,7 +289,7 @@ class Processor:
         """
         error_type = type(exc).__name__
         note = self._partitions.note_failed_record(record.partition, record.offset, error_type)
-        stack = "".join(traceback.format_tb(exc.__traceback__))
+        stack = stack_without_message(exc)
         log.error(
             "handling a record failed unexpectedly",
             extra={

@@ -74,6 +74,11 @@ class MappingError(DeadLetterError):
     """A whole study could not become a valid Bundle (rare: odd values are dropped, not fatal)."""
 
 
+class BundleBuildError(DeadLetterError):
+    """Building a study's Bundle raised an unforeseen error (a bug, not the data): the study is
+    dead-lettered; the log has the stack."""
+
+
 class RecordTooLargeError(DeadLetterError):
     """The broker will never take this record (larger than the producer or topic allows)."""
 

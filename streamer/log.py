@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,12 @@ import orjson
 
 # Attributes every LogRecord has; anything else came from `extra`.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def stack_without_message(exc: BaseException) -> str:
+    """An exception's stack and type, without its message: the text of an unforeseen exception
+    may quote a value of the record (patient data); where it was raised is enough to find the bug."""
+    return "".join(traceback.format_tb(exc.__traceback__)) + type(exc).__name__
 
 
 class JsonFormatter(logging.Formatter):

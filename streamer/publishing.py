@@ -14,8 +14,9 @@ import orjson
 
 from streamer.aggregate import CloseReason, PartitionState, StudyRecord
 from streamer.config import Settings
-from streamer.errors import MappingError, RecordTooLargeError
+from streamer.errors import BundleBuildError, MappingError, RecordTooLargeError
 from streamer.fhir import BundleResult, MappingOptions, build_study_bundle, bundle_json
+from streamer.log import stack_without_message
 from streamer.metrics import Metrics
 from streamer.outbox import Outbox
 from streamer.ports import Headers
@@ -94,11 +95,21 @@ class StudyPublisher:
         except MappingError as exc:
             await self.dead_letter_study(partition, study, exc)
             return
-        except Exception as exc:
-            log.exception(
-                "bundle build failed", extra={"study_uid": study.uid, "partition": partition}
+        except Exception as exc:  # noqa: BLE001 - any other error is a bug met on this study
+            log.error(  # not log.exception: the message may quote a value (stack_without_message)
+                "bundle build failed",
+                extra={
+                    "study_uid": study.uid,
+                    "partition": partition,
+                    "error_type": type(exc).__name__,
+                    "stack": stack_without_message(exc),
+                },
             )
-            await self.dead_letter_study(partition, study, exc)
+            error = BundleBuildError(
+                f"building the Bundle raised {type(exc).__name__}: an internal error, not the "
+                "data's fault; its stack is in the log. Re-send the study once fixed"
+            )
+            await self.dead_letter_study(partition, study, error)
             return
         self._metrics.bundle_build_seconds.observe(time.perf_counter() - started)
         headers = [

@@ -1,15 +1,19 @@
-"""A record whose handling raises something unforeseen: the process exits, and after
-STREAMER_MAX_RECORD_ATTEMPTS starts the record is dead-lettered instead of stopping the stream.
+"""Unforeseen errors (bugs, not bad input) never stop the stream for good, nor leak data to the log.
 
-The failure is a real store (RocksDB) that raises when one instance is staged, as a bug would
-half-way through the state step. No broker: the loop runs against the in-memory port fakes.
+A record whose handling raises: the process exits, and after STREAMER_MAX_RECORD_ATTEMPTS starts the
+record is dead-lettered instead. A Bundle build that raises: the study is dead-lettered at once.
+The failures come from a real store (RocksDB) that raises when one instance is staged, as a bug
+would half-way through the state step, or hands a held instance back damaged. No broker: the loop
+runs against the in-memory port fakes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streamer.aggregate import StudyRecord
@@ -42,10 +46,28 @@ class _TrappedStore(PartitionStore[StudyRecord]):
         super().put(key, value)
 
 
+class _CorruptStore(PartitionStore[StudyRecord]):
+    """A real partition store that hands one held instance back as bytes that are not JSON."""
+
+    def __init__(self, kv: KVStore, sop: str, garbage: bytes) -> None:
+        super().__init__(kv, StudyRecordCodec())
+        self._sop, self._garbage = sop, garbage
+
+    def iter_instances(self, study_uid: str) -> Iterator[tuple[str, bytes]]:
+        for sop, value in super().iter_instances(study_uid):
+            yield sop, self._garbage if sop == self._sop else value
+
+
 class _TrappedDisk(Disk):
-    def __init__(self, root: Path, trap: bytes) -> None:
+    def __init__(
+        self,
+        root: Path,
+        trap: bytes,
+        make: Callable[[KVStore], PartitionStore[StudyRecord]] | None = None,
+    ) -> None:
         super().__init__(root)
         self.trap = trap
+        self.make = make or (lambda kv: _TrappedStore(kv, trap))
 
     def opener(self) -> OpenStore:
         if self.directory is not None:
@@ -54,9 +76,7 @@ class _TrappedDisk(Disk):
         self.directory = directory
 
         def open_store(partition: int) -> PartitionStore[StudyRecord]:
-            return _TrappedStore(
-                directory.open_store("dicom.instances", partition, "rocksdb"), self.trap
-            )
+            return self.make(directory.open_store("dicom.instances", partition, "rocksdb"))
 
         return open_store
 
@@ -195,3 +215,32 @@ def test_the_note_counts_starts_on_the_same_record(tmp_path: Path) -> None:
     store.clear_failed_record()
     assert store.failed_record() is None
     store.close()
+
+
+async def test_a_bundle_build_that_raises_dead_letters_the_study_without_the_error_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    garbage = b"{" + SECRET.encode()
+    with pytest.raises(orjson.JSONDecodeError) as raised:
+        orjson.loads(garbage)
+    error_text = str(raised.value)  # what the exception would say, were it logged
+    clock = FakeClock()
+    source = _workload(clock)
+    disk = _TrappedDisk(tmp_path, b"", lambda kv: _CorruptStore(kv, sop_uid(2, 1), garbage))
+    proc, sink = make(source, clock, FakeSink(), disk=disk)
+    await started(proc)
+    await proc.step()  # the stream goes on: studies 1 and 3 are published
+    assert sorted(bundles(sink)) == [study_uid(1), study_uid(3)]
+    [(key, value, headers)] = sink.on(DLQ)
+    assert key == study_uid(2).encode()
+    assert headers["error-type"] == b"BundleBuildError"
+    reason = headers["error-message"].decode()
+    assert "raised JSONDecodeError" in reason
+    assert value is not None and orjson.loads(value)["instances"] == 3
+    await proc.close()
+    [line] = [r for r in caplog.records if r.getMessage() == "bundle build failed"]
+    assert line.__dict__["error_type"] == "JSONDecodeError"
+    assert line.__dict__["stack"].endswith("JSONDecodeError")
+    text = "\n".join(JsonFormatter().format(r) for r in caplog.records) + reason + value.decode()
+    assert error_text not in text and SECRET not in text
