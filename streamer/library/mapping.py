@@ -16,6 +16,7 @@ from streamer.fhir.model import model_from_validated
 from streamer.fhir.options import MappingOptions
 from streamer.library.collect import Collected
 from streamer.library.report import ConversionReport, warn
+from streamer.log import stack_without_message
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def _map_study(
     except MappingError as exc:
         reason = f"mapping error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     except Exception as exc:  # one study's bug must not sink the others; counted, not hidden
-        logger.debug("study mapping crashed", exc_info=True)
+        # The stack without the message, which may quote a value (patient data).
+        logger.debug("study mapping crashed", extra={"stack": stack_without_message(exc)})
         reason = f"internal error: {type(exc).__name__}"
     logger.warning("a study (%d instances) could not be mapped: %s", len(group), reason)
     rep.failed_studies[reason] += 1
