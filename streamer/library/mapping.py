@@ -49,7 +49,7 @@ def _map_study(
         return build_study_bundle(group, options, cleaned=cleaned)
     except MappingError as exc:
         reason = f"mapping error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-    except Exception as exc:  # one study's bug must not sink the others; counted, not hidden
+    except Exception as exc:  # noqa: BLE001 - one study's bug must not sink the others; counted
         # The stack without the message, which may quote a value (patient data).
         logger.debug("study mapping crashed", extra={"stack": stack_without_message(exc)})
         reason = f"internal error: {type(exc).__name__}"
