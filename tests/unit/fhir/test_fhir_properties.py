@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR
 
+from streamer.aggregate import InMemoryStudyStore, PartitionState
 from streamer.dicom.instance import KEEP_TAGS, slim_instance
 from streamer.errors import InvalidMessageError, StreamerError
 from streamer.fhir import (
@@ -337,3 +338,45 @@ def test_random_records_decode_or_raise_a_dead_letter_reason(
     assert isinstance(message, Instance)
     assert message.study_uid == "1.2.3"
     assert set(orjson.loads(message.slim)) <= KEEP_TAGS
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(instances(), OPTIONS)
+def test_the_stream_path_gives_the_library_bundle(
+    data: list[dict[str, Any]], options: MappingOptions
+) -> None:
+    # What the processor does with a study's records: decode each (slimmed bytes), add it to the
+    # partition state (held by SOPInstanceUID; an instance of another patient is refused), then
+    # parse the held bytes back and build with cleaned=True (no second cleaning). The compiled
+    # build trusts the declared types on that path, so it must give the Bundle (or the typed
+    # error) that the library's call gives for the same accepted instances.
+    state = PartitionState(
+        partition=0, store=InMemoryStudyStore(), timeout_ms=60_000, retention_ms=86_400_000
+    )
+    accepted: dict[str, dict[str, Any]] = {}
+    for offset, doc in enumerate(data):
+        try:
+            message = decode(b"1.2.3", orjson.dumps(doc))
+            assert isinstance(message, Instance)
+            state.add_instance(message, offset, 1_700_000_000_000 + offset)
+        except InvalidMessageError:
+            continue  # dead-lettered
+        accepted[message.key.sop_uid] = doc
+    if not accepted:
+        return
+    held = [orjson.loads(raw) for raw in state.instances("1.2.3")]
+    assert len(held) == len(accepted)
+    outcomes: list[bytes | type[StreamerError]] = []
+    for instances_, cleaned in ((held, True), (list(accepted.values()), False)):
+        try:
+            outcomes.append(bundle_json(build_study_bundle(instances_, options, cleaned=cleaned)))
+        except StreamerError as exc:
+            outcomes.append(type(exc))
+    stream, library = outcomes
+    assert stream == library
+    if isinstance(stream, bytes):
+        Bundle.model_validate_json(stream)
