@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streamer.config import Settings
@@ -68,6 +69,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                 break
             await asyncio.sleep(_DESCRIBE_PAUSE_S)
             counts = await _partition_counts(admin)
+        policies = await _cleanup_policies(admin, [settings.changelog, settings.output_topic])
     except KafkaError as exc:
         raise ConfigError(f"cannot check topics on {settings.bootstrap_servers}: {exc}") from exc
     finally:
@@ -78,6 +80,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             f"but the input topic {settings.input_topic} has {counts.get(settings.input_topic)}: "
             "they must match (recreate the changelog, or set STREAMER_CHANGELOG_TOPIC)"
         )
+    _check_compacted(settings, policies)
     for topic in (settings.output_topic, settings.dlq_topic):
         if counts.get(topic) not in (None, counts.get(settings.input_topic)):
             log.warning(
@@ -129,6 +132,48 @@ def _topic_configs(settings: Settings, topic: str) -> dict[str, str]:
         # Broker time stamps make inactivity deadlines independent of producers' clocks.
         return {"message.timestamp.type": "LogAppendTime"}
     return {"max.message.bytes": str(settings.max_bundle_bytes)}
+
+
+async def _cleanup_policies(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, str | None]:
+    """Each topic's ``cleanup.policy`` as the broker reports it; None where it does not say.
+
+    Apache Kafka reports every topic config, defaults included; Tansu only those set at creation;
+    a cluster may refuse DescribeConfigs to a client without that permission (then: all None).
+    """
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+    try:
+        responses = await admin.describe_configs(resources)
+    except KafkaError as exc:
+        log.warning("cannot read topic configs", extra={"topics": topics, "error": repr(exc)})
+        return dict.fromkeys(topics)
+    found: dict[str, str | None] = dict.fromkeys(topics)
+    for response in responses:
+        for error_code, _, _, name, entries in response.resources:
+            if error_code == 0 and name in found:
+                found[name] = next((e[1] for e in entries if e[0] == "cleanup.policy"), None)
+    return found
+
+
+def _check_compacted(settings: Settings, policies: dict[str, str | None]) -> None:
+    """The changelog must be compacted (or its state is deleted with the topic's retention, and a
+    lost disk loses studies): a start on another policy stops. The output topic should be (its
+    latest record per study is the study): a warning."""
+    changelog = policies.get(settings.changelog)
+    if changelog is not None and "compact" not in changelog.split(","):
+        raise ConfigError(
+            f"changelog topic {settings.changelog} has cleanup.policy={changelog}: the study state "
+            "would be deleted after the topic's retention; set cleanup.policy=compact on it (or "
+            "let the streamer create it: STREAMER_CREATE_TOPICS)"
+        )
+    output = policies.get(settings.output_topic)
+    if output is not None and "compact" not in output.split(","):
+        log.warning(
+            "output topic is not compacted: its latest Bundle per study is not kept for good",
+            extra={"topic": settings.output_topic, "cleanup_policy": output},
+        )
+    for topic, policy in policies.items():
+        if policy is None:
+            log.info("topic's cleanup.policy not reported by the broker", extra={"topic": topic})
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

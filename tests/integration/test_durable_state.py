@@ -153,6 +153,28 @@ async def test_changelog_with_other_partition_count_stops_the_start(
     assert f"changelog topic {topics.group}.study-state has 2 partitions" in result.stderr
 
 
+async def test_a_changelog_that_is_not_compacted_stops_the_start(
+    kafka_broker: Any, tmp_path: Path
+) -> None:
+    # Its records would go with the topic's retention: a lost disk would then lose studies.
+    topics = Topics.unique("delete-policy")
+    await create_topics(kafka_broker.bootstrap, topics, partitions=3)
+    changelog = f"{topics.group}.study-state"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(changelog, 3, 1, topic_configs={"cleanup.policy": "delete"})]
+        )
+    finally:
+        await admin.close()
+    env = {**_env(kafka_broker, topics), "STREAMER_STATE_DIR": str(tmp_path / "state")}
+    result = await _run_streamer(env)
+    assert result.returncode == 2
+    assert f"changelog topic {changelog} has cleanup.policy=delete" in result.stderr
+    assert "set cleanup.policy=compact" in result.stderr
+
+
 @pytest.mark.real_kafka
 async def test_exactly_once_under_kill_loop(kafka_broker: Any, spawn: Spawn) -> None:
     """Exactly once: every study's Bundle appears once for read_committed readers, kills or not."""
