@@ -382,13 +382,15 @@ class PartitionStore(Generic[S]):
         )
 
     def failed_record(self) -> FailedRecord | None:
+        """The note of `note_failed_record`; a malformed one counts as none (raising here would
+        stop every restore of the partition: the very crash loop the note is there to end)."""
         raw = self._kv.get(META_FAILED_RECORD)
         if raw is None:
             return None
         offset, sep, rest = raw.partition(b"|")
         attempts, sep2, error_type = rest.partition(b"|")
         if not (sep and sep2 and offset.isdigit() and attempts.isdigit()):
-            raise StoreCorruptError(f"metadata failed_record is malformed: {raw!r}")
+            return None
         return FailedRecord(int(offset), int(attempts), error_type.decode(errors="replace"))
 
     def note_failed_record(self, offset: int, error_type: str) -> FailedRecord:

@@ -136,40 +136,40 @@ async def test_second_process_on_the_same_state_directory_stops(
     assert "STREAMER_STATE_DIR" in result.stderr
 
 
-async def test_changelog_with_other_partition_count_stops_the_start(
-    kafka_broker: Any, tmp_path: Path
-) -> None:
-    topics = Topics.unique("mismatch")
+async def _start_on_a_changelog_made_by_hand(
+    kafka_broker: Any, tmp_path: Path, name: str, partitions: int, configs: dict[str, str]
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Input topics of 3 partitions and a changelog created beforehand as given; one start."""
+    topics = Topics.unique(name)
     await create_topics(kafka_broker.bootstrap, topics, partitions=3)
+    changelog = f"{topics.group}.study-state"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(f"{topics.group}.study-state", 2, 1)])
+        await admin.create_topics([NewTopic(changelog, partitions, 1, topic_configs=configs)])
     finally:
         await admin.close()
     env = {**_env(kafka_broker, topics), "STREAMER_STATE_DIR": str(tmp_path / "state")}
-    result = await _run_streamer(env)
+    return changelog, await _run_streamer(env)
+
+
+async def test_changelog_with_other_partition_count_stops_the_start(
+    kafka_broker: Any, tmp_path: Path
+) -> None:
+    changelog, result = await _start_on_a_changelog_made_by_hand(
+        kafka_broker, tmp_path, "mismatch", 2, {"cleanup.policy": "compact"}
+    )
     assert result.returncode == 2
-    assert f"changelog topic {topics.group}.study-state has 2 partitions" in result.stderr
+    assert f"changelog topic {changelog} has 2 partitions" in result.stderr
 
 
 async def test_a_changelog_that_is_not_compacted_stops_the_start(
     kafka_broker: Any, tmp_path: Path
 ) -> None:
     # Its records would go with the topic's retention: a lost disk would then lose studies.
-    topics = Topics.unique("delete-policy")
-    await create_topics(kafka_broker.bootstrap, topics, partitions=3)
-    changelog = f"{topics.group}.study-state"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(changelog, 3, 1, topic_configs={"cleanup.policy": "delete"})]
-        )
-    finally:
-        await admin.close()
-    env = {**_env(kafka_broker, topics), "STREAMER_STATE_DIR": str(tmp_path / "state")}
-    result = await _run_streamer(env)
+    changelog, result = await _start_on_a_changelog_made_by_hand(
+        kafka_broker, tmp_path, "delete-policy", 3, {"cleanup.policy": "delete"}
+    )
     assert result.returncode == 2
     assert f"changelog topic {changelog} has cleanup.policy=delete" in result.stderr
     assert "set cleanup.policy=compact" in result.stderr

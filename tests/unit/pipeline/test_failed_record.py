@@ -214,6 +214,9 @@ def test_the_note_counts_starts_on_the_same_record(tmp_path: Path) -> None:
     assert store.failed_record() == FailedRecord(9, 1, "KeyError")
     store.clear_failed_record()
     assert store.failed_record() is None
+    store.kv.write_batch({b"m|failed_record": b"garbage"})  # never stops a restore
+    assert store.failed_record() is None
+    assert store.note_failed_record(9, "KeyError") == FailedRecord(9, 1, "KeyError")
     store.close()
 
 
