@@ -20,6 +20,7 @@ from streamer.errors import OutputError
 from streamer.messages import encode_marker
 from streamer.partitions import OpenStore
 from streamer.state.directory import StateDirectory
+from streamer.state.kv import KVStore
 from streamer.state.partition_store import PartitionStore
 from streamer.state.study_store import StudyRecordCodec
 from tests.dicom_factory import make_instance, series_uid, sop_uid, study_uid
@@ -31,9 +32,16 @@ TIMEOUT_S = 30.0
 class Disk:
     """A machine's local state directory; a new Disk is a lost (or another machine's) disk."""
 
-    def __init__(self, root: Path, name: str = "disk") -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str = "disk",
+        make_store: Callable[[KVStore], PartitionStore[StudyRecord]] | None = None,
+    ) -> None:
         self.root = root / name
         self.directory: StateDirectory | None = None
+        # How a store is made over its engine (tests put faults in it); default: the real one.
+        self.make_store = make_store or (lambda kv: PartitionStore(kv, StudyRecordCodec()))
 
     def opener(self) -> OpenStore:
         if self.directory is not None:
@@ -42,8 +50,7 @@ class Disk:
         self.directory = directory
 
         def open_store(partition: int) -> PartitionStore[StudyRecord]:
-            kv = directory.open_store("dicom.instances", partition, "rocksdb")
-            return PartitionStore(kv, StudyRecordCodec())
+            return self.make_store(directory.open_store("dicom.instances", partition, "rocksdb"))
 
         return open_store
 

@@ -10,7 +10,7 @@ runs against the in-memory port fakes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,8 +19,6 @@ import pytest
 from streamer.aggregate import StudyRecord
 from streamer.errors import RecordHandlingError
 from streamer.log import JsonFormatter
-from streamer.partitions import OpenStore
-from streamer.state.directory import StateDirectory
 from streamer.state.keys import instance_key
 from streamer.state.kv import KVStore
 from streamer.state.partition_store import FailedRecord, PartitionStore
@@ -58,27 +56,9 @@ class _CorruptStore(PartitionStore[StudyRecord]):
             yield sop, self._garbage if sop == self._sop else value
 
 
-class _TrappedDisk(Disk):
-    def __init__(
-        self,
-        root: Path,
-        trap: bytes,
-        make: Callable[[KVStore], PartitionStore[StudyRecord]] | None = None,
-    ) -> None:
-        super().__init__(root)
-        self.trap = trap
-        self.make = make or (lambda kv: _TrappedStore(kv, trap))
-
-    def opener(self) -> OpenStore:
-        if self.directory is not None:
-            self.directory.close()
-        directory = StateDirectory(self.root, "streamer")
-        self.directory = directory
-
-        def open_store(partition: int) -> PartitionStore[StudyRecord]:
-            return self.make(directory.open_store("dicom.instances", partition, "rocksdb"))
-
-        return open_store
+def _trapped(root: Path, trap: bytes) -> Disk:
+    """A disk whose stores raise when `trap` is staged."""
+    return Disk(root, make_store=lambda kv: _TrappedStore(kv, trap))
 
 
 def _workload(clock: FakeClock) -> FakeSource:
@@ -113,7 +93,7 @@ async def test_a_failing_record_stops_the_process_then_goes_to_the_dlq(
     caplog.set_level(logging.INFO)
     clock = FakeClock()
     source = _workload(clock)
-    disk = _TrappedDisk(tmp_path, instance_key(study_uid(2), sop_uid(2, 1)))
+    disk = _trapped(tmp_path, instance_key(study_uid(2), sop_uid(2, 1)))
     sink = FakeSink()
 
     first = await _fails(source, clock, sink, disk)
@@ -166,7 +146,7 @@ async def test_a_failing_record_stops_the_process_then_goes_to_the_dlq(
 async def test_one_attempt_sets_the_record_aside_on_the_next_start(tmp_path: Path) -> None:
     clock = FakeClock()
     source = _workload(clock)
-    disk = _TrappedDisk(tmp_path, instance_key(study_uid(2), sop_uid(2, 1)))
+    disk = _trapped(tmp_path, instance_key(study_uid(2), sop_uid(2, 1)))
     sink = FakeSink()
     assert "(start 1 of STREAMER_MAX_RECORD_ATTEMPTS=1" in await _fails(
         source, clock, sink, disk, attempts=1
@@ -185,7 +165,7 @@ async def test_a_note_behind_the_committed_offset_is_dropped(tmp_path: Path) -> 
     """Another process got past that record meanwhile (a rebalance): the note no longer applies."""
     clock = FakeClock()
     source = _workload(clock)
-    disk = _TrappedDisk(tmp_path, b"no such key")
+    disk = Disk(tmp_path)
     store = disk.opener()(0)
     store.note_failed_record(4, "RuntimeError")
     store.note_failed_record(4, "RuntimeError")
@@ -230,7 +210,7 @@ async def test_a_bundle_build_that_raises_dead_letters_the_study_without_the_err
     error_text = str(raised.value)  # what the exception would say, were it logged
     clock = FakeClock()
     source = _workload(clock)
-    disk = _TrappedDisk(tmp_path, b"", lambda kv: _CorruptStore(kv, sop_uid(2, 1), garbage))
+    disk = Disk(tmp_path, make_store=lambda kv: _CorruptStore(kv, sop_uid(2, 1), garbage))
     proc, sink = make(source, clock, FakeSink(), disk=disk)
     await started(proc)
     await proc.step()  # the stream goes on: studies 1 and 3 are published
