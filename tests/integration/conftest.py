@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from streamer import maven
 from streamer.devbroker import (
     DEFAULT_KAFKA_VERSION,
     LocalBroker,
@@ -66,7 +67,7 @@ def _start_local(kind: str, log_dir: str) -> tuple[BrokerInfo, Callable[[], None
         version = os.environ.get("STREAMER_KAFKA_VERSION", DEFAULT_KAFKA_VERSION)
         if shutil.which("java") is None:
             raise RuntimeError("java not on PATH")
-        if shutil.which("mvn") is None and not (kafka_cache_dir(version) / ".complete").is_file():
+        if shutil.which("mvn") is None and not maven.jars_complete(kafka_cache_dir(version)):
             raise RuntimeError("mvn not on PATH and no cached Kafka jars")
         broker = start_apache_kafka(version, Path(log_dir))
     else:

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streamer import maven
 from streamer.devbroker import DEFAULT_KAFKA_VERSION, kafka_cache_dir
 from streamer.devbroker.apache_kafka import BrokerSecurity, start_apache_kafka
 from tests.dicom_factory import study_uid
@@ -57,7 +58,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
         "java not on PATH"
         if shutil.which("java") is None
         else "mvn not on PATH and no cached Kafka jars"
-        if shutil.which("mvn") is None and not (kafka_cache_dir(version) / ".complete").is_file()
+        if shutil.which("mvn") is None and not maven.jars_complete(kafka_cache_dir(version))
         else None
     )
     if missing is not None:
